@@ -1,0 +1,57 @@
+"""Finding calls: the queries behind ``recorderctl calls`` (read-only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from storage.models import Call
+
+
+class AmbiguousId(Exception):
+    pass
+
+
+def list_calls(
+    session: Session,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    number: str | None = None,
+    line: str | None = None,
+    status: str | None = None,
+    limit: int = 200,
+) -> list[Call]:
+    """Calls started in [start, end), newest first; ``number`` matches either party."""
+    q = select(Call)
+    if start is not None:
+        q = q.where(Call.started_at >= start.astimezone(dt.UTC).replace(tzinfo=None))
+    if end is not None:
+        q = q.where(Call.started_at < end.astimezone(dt.UTC).replace(tzinfo=None))
+    if number is not None:
+        q = q.where(or_(Call.remote_number == number, Call.local_number == number))
+    if line is not None:
+        q = q.where(Call.line == line)
+    if status is not None:
+        q = q.where(Call.status == status)
+    q = q.order_by(Call.started_at.desc()).limit(limit)
+    return list(session.scalars(q))
+
+
+def get_call(session: Session, id_or_prefix: str) -> Call | None:
+    """A call by its full id or an unambiguous prefix of at least 6 characters."""
+    row = session.get(Call, id_or_prefix)
+    if row is not None or len(id_or_prefix) < 6:
+        return row
+    rows = list(
+        session.scalars(select(Call).where(Call.id.startswith(id_or_prefix, autoescape=True)).limit(2))
+    )
+    if len(rows) > 1:
+        raise AmbiguousId(f"{id_or_prefix!r} matches more than one call; give more characters")
+    return rows[0] if rows else None
+
+
+def with_audio(session: Session) -> list[Call]:
+    return list(session.scalars(select(Call).where(Call.audio_path.is_not(None)).order_by(Call.started_at)))
