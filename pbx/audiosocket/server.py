@@ -1,0 +1,196 @@
+"""Thin asyncio shell around ``AudioSocketParser``: a TCP server Asterisk's AudioSocket channels
+connect to. An ``asyncio.Protocol`` (not streams) because every call delivers 50 frames/s and a
+callback per frame is the cheapest path from the socket to the recorder.
+
+Per connection: wait for the UUID (bounded), ask ``on_connect`` for a handler, then pass every
+audio payload to it. The handler's ``connection_closed`` is called exactly once, whatever ends
+the connection, so it can always seal its recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+import uuid
+from collections.abc import Callable
+
+from pbx.audiosocket.protocol import (
+    Audio,
+    AudioSocketParser,
+    Dtmf,
+    Hangup,
+    Identified,
+    PeerError,
+    encode_hangup,
+)
+from pbx.errors import PeerProtocolError
+
+log = logging.getLogger("pbx.audiosocket")
+
+
+class AudioSocketHandler(typing.Protocol):
+    def audio_received(self, payload: bytes) -> None:
+        """One slin payload (normally 320 bytes = 20 ms). Must not block: it runs on the loop."""
+
+    def connection_closed(self, error: str | None) -> None:
+        """Called once. None: orderly end (peer EOF/hangup, or our ``hangup()``); else a reason."""
+
+
+class AudioSocketPeer:
+    """Our handle on one identified AudioSocket connection."""
+
+    def __init__(self, proto: _Connection, peername: str, uuid: uuid.UUID) -> None:
+        self._proto = proto
+        self.peername = peername
+        self.uuid = uuid
+
+    def hangup(self) -> None:
+        """Ask Asterisk to end the AudioSocket channel (0x00), then close; an orderly end."""
+        self._proto.end(None, send_hangup=True)
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent data discarded; the handler sees ``"aborted"``."""
+        self._proto.end("aborted", abort=True)
+
+
+OnConnect = Callable[[uuid.UUID, AudioSocketPeer], AudioSocketHandler | None]
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: AudioSocketServer) -> None:
+        self._server = server
+        self._parser = AudioSocketParser(server._max_payload)
+        self._transport: asyncio.Transport | None = None
+        self._handler: AudioSocketHandler | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._ended = False
+        self._end_reason: str | None = None
+        self.peername = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        addr = transport.get_extra_info("peername")
+        self.peername = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+        self._server._connections.add(self)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._server._uuid_timeout, self._uuid_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self._ended:
+            return
+        self._parser.receive_data(data)
+        self._drain()
+
+    def eof_received(self) -> bool:
+        if not self._ended:
+            self._parser.receive_data(b"")
+            self._drain()
+        return False  # let asyncio close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self._ended:
+            reason = f"connection lost: {exc}" if exc is not None else "connection closed"
+            self.end(reason if self._handler is not None else None)
+
+    def end(self, error: str | None, *, send_hangup: bool = False, abort: bool = False) -> None:
+        """Finish the connection once: notify the handler, then close the transport."""
+        if self._ended:
+            return
+        self._ended = True
+        self._end_reason = error
+        if self._timer is not None:
+            self._timer.cancel()
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            try:
+                handler.connection_closed(error)
+            except Exception:
+                log.exception("AudioSocket %s: connection_closed handler failed", self.peername)
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if abort:
+            transport.abort()
+            return
+        if send_hangup:
+            transport.write(encode_hangup())
+        transport.close()
+
+    def _drain(self) -> None:
+        try:
+            for event in self._parser.events():
+                if type(event) is Audio:
+                    if self._handler is not None:
+                        self._handler.audio_received(event.payload)
+                elif isinstance(event, Identified):
+                    self._identified(event.uuid)
+                elif isinstance(event, Hangup):
+                    self.end(None)
+                elif isinstance(event, PeerError):
+                    log.warning("AudioSocket %s: peer reported error code %s", self.peername, event.code)
+                elif isinstance(event, Dtmf):
+                    log.debug("AudioSocket %s: DTMF %r ignored", self.peername, event.digit)
+                if self._ended:
+                    return
+        except PeerProtocolError as exc:
+            log.warning("AudioSocket %s: protocol error: %s", self.peername, exc)
+            self.end(f"protocol error: {exc}", abort=True)
+        except Exception as exc:
+            log.exception("AudioSocket %s: handler failed", self.peername)
+            self.end(f"handler error: {exc!r}", abort=True)
+
+    def _identified(self, u: uuid.UUID) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        peer = AudioSocketPeer(self, self.peername, u)
+        handler = self._server._on_connect(u, peer)  # exceptions: caught in _drain, close this one
+        if handler is None:
+            log.info("AudioSocket %s: UUID %s refused", self.peername, u)
+            self.end(None, send_hangup=True)
+            return
+        if not self._ended:
+            self._handler = handler
+            return
+        # on_connect already ended the connection through ``peer``: still tell the handler once.
+        try:
+            handler.connection_closed(self._end_reason)
+        except Exception:
+            log.exception("AudioSocket %s: connection_closed handler failed", self.peername)
+
+    def _uuid_timeout(self) -> None:
+        log.warning("AudioSocket %s: no UUID within %ss, closing", self.peername, self._server._uuid_timeout)
+        self.end(None, abort=True)
+
+
+class AudioSocketServer:
+    def __init__(self, on_connect: OnConnect, *, max_payload: int = 4096, uuid_timeout: float = 5.0) -> None:
+        self._on_connect = on_connect
+        self._max_payload = max_payload
+        self._uuid_timeout = uuid_timeout
+        self._connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("AudioSocketServer is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop accepting and end every connection; handlers see ``"server closing"``."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.end("server closing")
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
