@@ -1,0 +1,65 @@
+"""What a simulated call is (:class:`SimCall`) and what came out of it (:class:`CallResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pbx.errors import UsageError
+
+__all__ = ["CallResult", "SimCall"]
+
+
+@dataclass(frozen=True)
+class SimCall:
+    """One call offered to the daemon, shaped after the captured scenarios.
+
+    Audio is signed 16-bit little-endian PCM at 8 kHz mono (what ``c(slin)`` carries).
+    """
+
+    caller: str  # calling number ("0311112222"); outbound: the extension ("201")
+    dialled: str  # "0668585050"; outbound: "0312345678"
+    direction: Literal["inbound", "outbound"] = "inbound"
+    # Local: the ;2 leg of an AMI-originated Local channel, as in agi/local-inbound.txt
+    # (agi_dnid "unknown", Linkedid is the ;1 leg, no frames while nothing is audible).
+    tech: Literal["SIP", "Local"] = "SIP"
+    caller_name: str = "SIPp Caller"
+    caller_audio: bytes = b""  # what the caller says, after the AGI returns
+    agent_audio: bytes = b""  # what the agent / PBX plays to the caller, after the caller's speech
+    bridged: bool = False  # Dial() an agent channel like ami/sip-bridged-call.txt
+    # The caller hangs up this many seconds of call time after the AGI connection opened.
+    hangup_after_agi_s: float | None = None
+    # ChanSpy attaches this long after the AudioSocket UUID; audio before that is lost.
+    spy_attach_delay_s: float = 0.12
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("inbound", "outbound"):
+            raise UsageError(f"direction must be inbound or outbound, not {self.direction!r}")
+        if self.tech not in ("SIP", "Local"):
+            raise UsageError(f"tech must be SIP or Local, not {self.tech!r}")
+        if len(self.caller_audio) % 2 or len(self.agent_audio) % 2:
+            raise UsageError("caller_audio and agent_audio must hold whole 16-bit samples")
+        if self.hangup_after_agi_s is not None and self.hangup_after_agi_s < 0:
+            raise UsageError("hangup_after_agi_s must be >= 0")
+        if self.spy_attach_delay_s < 0:
+            raise UsageError("spy_attach_delay_s must be >= 0")
+
+
+@dataclass
+class CallResult:
+    """What the simulated PBX observed during one call, for assertions."""
+
+    uniqueid: str  # of the channel that ran the AGI
+    linkedid: str
+    channel: str
+    agi_commands: list[str] = field(default_factory=list)  # lines the daemon sent, without "\n"
+    variables: dict[str, str] = field(default_factory=dict)  # set by SET VARIABLE / EXEC Set
+    originate_status: str | None = None  # ORIGINATE_STATUS after the last originate, if any
+    spy_uuid: str | None = None  # UUID of the spy whose audio is in spy_pcm
+    spy_pcm: bytes = b""  # exactly the 0x10 payload bytes streamed to that AudioSocket
+    # (sound name, seconds into spy_pcm where it started). Negative when its start was lost
+    # before ChanSpy attached; measured from the AGI start when no frame was ever streamed.
+    played: list[tuple[str, float]] = field(default_factory=list)
+    hung_up_by_caller: bool = False
+    agi_status: str = ""  # SUCCESS / HANGUP / FAILURE, as AGISTATUS
+    agi_closed_by_daemon: bool = False
