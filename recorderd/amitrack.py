@@ -47,14 +47,17 @@ def event_time(event: AmiEvent, fallback: dt.datetime) -> dt.datetime:
 class ChannelTracker:
     def __init__(self) -> None:
         self._watched: dict[str, _Watched] = {}  # by Uniqueid
-        self._answered: OrderedDict[str, dt.datetime] = OrderedDict()  # recent Up, any channel
+        # Recent answers of any channel: Uniqueid -> (when, Linkedid).
+        self._answered: OrderedDict[str, tuple[dt.datetime, str | None]] = OrderedDict()
         self._bridge_members: dict[str, dict[str, str]] = {}  # bridge -> uniqueid -> channel name
 
     def watch(self, uniqueid: str, call_id: str) -> list[CallUpdate]:
         """Start following a channel; returns what we already know (an earlier answer)."""
         self._watched[uniqueid] = _Watched(call_id)
-        answered = self._answered.get(uniqueid)
-        return [CallUpdate(call_id, {"answered_at": answered})] if answered else []
+        known = self._answered.get(uniqueid)
+        if known is None:
+            return []
+        return [CallUpdate(call_id, {"answered_at": known[0], "pbx_linkedid": known[1]})]
 
     def unwatch(self, uniqueid: str) -> None:
         self._watched.pop(uniqueid, None)
@@ -70,7 +73,7 @@ class ChannelTracker:
             return []
         when = event_time(event, received)
         if name == "Newstate" and event.get("ChannelStateDesc") == "Up":
-            return self._on_up(uid, when)
+            return self._on_up(uid, when, event.get("Linkedid"))
         if name == "BridgeEnter":
             return self._on_bridge_enter(event, uid)
         if name == "BridgeLeave":
@@ -85,13 +88,15 @@ class ChannelTracker:
             return self._on_hangup(event, uid, when)
         return []
 
-    def _on_up(self, uid: str, when: dt.datetime) -> list[CallUpdate]:
+    def _on_up(self, uid: str, when: dt.datetime, linkedid: str | None) -> list[CallUpdate]:
         if uid not in self._answered:
-            self._answered[uid] = when
+            self._answered[uid] = (when, linkedid)
             if len(self._answered) > _RECENT_LIMIT:
                 self._answered.popitem(last=False)
         watched = self._watched.get(uid)
-        return [CallUpdate(watched.call_id, {"answered_at": when})] if watched else []
+        if watched is None:
+            return []
+        return [CallUpdate(watched.call_id, {"answered_at": when, "pbx_linkedid": linkedid})]
 
     def _on_bridge_enter(self, event: AmiEvent, uid: str) -> list[CallUpdate]:
         bridge = event.get("BridgeUniqueid") or ""

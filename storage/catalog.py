@@ -27,9 +27,9 @@ def list_calls(
     """Calls started in [start, end), newest first; ``number`` matches either party."""
     q = select(Call)
     if start is not None:
-        q = q.where(Call.started_at >= start.astimezone(dt.UTC).replace(tzinfo=None))
+        q = q.where(Call.started_at >= start)  # the column type converts to UTC
     if end is not None:
-        q = q.where(Call.started_at < end.astimezone(dt.UTC).replace(tzinfo=None))
+        q = q.where(Call.started_at < end)
     if number is not None:
         q = q.where(or_(Call.remote_number == number, Call.local_number == number))
     if line is not None:

@@ -49,6 +49,7 @@ def test_bridged_call_gives_answer_agent_and_hangup() -> None:
     got = _track("sip-bridged-call.txt", "1795323167.6", watch_first=False)
     # Answered before the AGI connected: remembered and handed over on watch().
     assert got["answered_at"] == dt.datetime.fromtimestamp(1795323167.681762, dt.UTC)
+    assert got["pbx_linkedid"] == "1795323167.6"
     assert got["agent_channel"] == "Local/s@agent-sim-00000001;1"
     assert got["ended_at"] == dt.datetime.fromtimestamp(1795323177.383618, dt.UTC)
     assert (got["hangup_cause"], got["hangup_cause_text"]) == (16, "Normal Clearing")
