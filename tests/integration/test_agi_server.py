@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from support.captures import FIXTURES, chunks, sidecar
 
 from pbx.agi.protocol import Response, originate_spy
 from pbx.agi.server import AgiClosedError, AgiServer, AgiSession
+from support.captures import FIXTURES, chunks, sidecar
 
 AGI = FIXTURES / "agi"
 Handler = Callable[[AgiSession], Awaitable[None]]

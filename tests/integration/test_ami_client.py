@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from support.captures import FIXTURES, from_asterisk
 
 from pbx.ami.client import AmiClient, AmiNotConnected
 from pbx.ami.protocol import Message
+from support.captures import FIXTURES, from_asterisk
 
 AMI = FIXTURES / "ami"
 LOCAL = from_asterisk(AMI / "local-call.txt")  # banner, login ok (a1), originate ok (a2), events…

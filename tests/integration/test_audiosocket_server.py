@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from support.captures import audiosocket_captures, sidecar
 
 from pbx.audiosocket.protocol import Audio, AudioSocketParser, encode_audio, encode_hangup, encode_uuid
 from pbx.audiosocket.server import AudioSocketPeer, AudioSocketServer
+from support.captures import audiosocket_captures, sidecar
 
 CAPTURES = audiosocket_captures()
 
@@ -81,7 +81,7 @@ def frames_of(path: Path) -> list[bytes]:
 async def test_capture_over_tcp(path: Path, serve: Callable[..., Awaitable[AudioSocketServer]]) -> None:
     accept = Accept()
     server = await serve(accept)
-    data = path.read_bytes()  # noqa: ASYNC240 (a small fixture, read before any I/O starts)
+    data = path.read_bytes()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     pos = 0
     for _t, n in sidecar(path)["recv"]:  # the real recv() chunking, without the real pauses

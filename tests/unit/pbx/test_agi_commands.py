@@ -11,10 +11,10 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.captures import agi_captures, sidecar
 
 from pbx.agi.protocol import exec_command, originate_spy, quote
 from pbx.errors import UsageError
+from support.captures import agi_captures, sidecar
 
 
 def agi_parse_args(line: str) -> list[str]:

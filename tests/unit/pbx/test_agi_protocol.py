@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.captures import agi_captures, chunks, from_asterisk, sidecar
 
 from pbx.agi.protocol import (
     NEED_DATA,
@@ -20,6 +19,7 @@ from pbx.agi.protocol import (
     parse_response_line,
 )
 from pbx.errors import PeerProtocolError, UsageError
+from support.captures import agi_captures, chunks, from_asterisk, sidecar
 
 CAPTURES = agi_captures()
 IDS = [p.stem for p in CAPTURES]

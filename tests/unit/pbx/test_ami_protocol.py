@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.captures import FIXTURES, ami_captures, from_asterisk, to_asterisk
 
 from pbx.ami.protocol import NEED_DATA, AmiClientConnection, Banner, Closed, Message, encode_action
 from pbx.errors import PeerProtocolError, UsageError
+from support.captures import FIXTURES, ami_captures, from_asterisk, to_asterisk
 
 AMI = FIXTURES / "ami"
 CAPTURES = ami_captures()

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.captures import audiosocket_captures, sidecar
 
 from pbx.audiosocket.protocol import (
     NEED_DATA,
@@ -26,6 +25,7 @@ from pbx.audiosocket.protocol import (
     encode_uuid,
 )
 from pbx.errors import PeerProtocolError, UsageError
+from support.captures import audiosocket_captures, sidecar
 
 CAPTURES = audiosocket_captures()
 IDS = [p.stem for p in CAPTURES]
