@@ -1,0 +1,84 @@
+"""Malformed input reaches the running daemon: only that connection closes; the good call is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from e2e.conftest import MakeHarness
+from pbx.simulator import SimCall
+from recorderd.demo import speech
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _send(port: int, payload: bytes) -> bytes:
+    """Send bytes, then read what the daemon answers until it closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_garbage_on_every_port_closes_only_that_connection(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = await make_harness()
+    good = asyncio.create_task(
+        h.sim.run_call(SimCall(caller="0311112222", dialled="0668585050", caller_audio=speech("caller")))
+    )
+    agi, spy = h.endpoints.agi_port, h.endpoints.audiosocket_port
+    oversized_env = b"".join(f"agi_x{i}: {'y' * 100}\n".encode() for i in range(1000))
+    answers = await asyncio.gather(
+        _send(agi, oversized_env),  # far beyond the env limits
+        _send(agi, b"agi_network: yes\nthis line has no colon\n\n"),
+        _send(agi, b"agi_request: agi://x/inbound\nagi_callerid: \xff\xfe\n" + b"\x00" * 9000),
+        _send(spy, b"\x01\x00\x10" + uuid.uuid4().bytes + b"\x42\x00\x02ab"),  # unknown type 0x42
+        _send(spy, b"\x01\x00\x10" + uuid.uuid4().bytes + b"\x10\xff\xff"),  # a 65535-byte claim
+        _send(spy, b"\x10\x01\x40" + bytes(320)),  # audio before any UUID
+    )
+    # The daemon answered none of them with a command or audio: it just closed each one.
+    assert all(not a.startswith((b"EXEC", b"GET", b"SET", b"STREAM")) for a in answers), answers
+    await good
+    assert h.daemon.manager is not None
+    await h.daemon.manager.drain()
+    [row] = h.rows()
+    assert row.status == "completed"
+    # Each bad connection left a protocol-error warning, none an unhandled exception.
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
+    assert sum("protocol" in m.lower() for m in messages) >= 4, messages
+
+
+async def test_caller_gone_before_spy_attaches(make_harness: MakeHarness) -> None:
+    """The spy connects, ChanSpy finds its target already hung up and exits: UUID, then EOF."""
+    h = await make_harness()
+    result = await h.call(SimCall(caller="0311112222", dialled="0668585050", hangup_after_agi_s=0.0))
+    assert result.hung_up_by_caller and result.spy_pcm == b""
+    # No announcement to a caller who is gone, nothing asked of the dead channel after that.
+    assert [c.split(" ", 2)[:2] for c in result.agi_commands] == [["EXEC", "Originate"], ["GET", "VARIABLE"]]
+    [row] = h.rows()
+    assert (row.status, row.failure_reason, row.audio_seconds) == ("failed", "spy_closed_early", 0.0)
+
+
+def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "recorderd.cli", "demo", "--dir", str(tmp_path), "--speed", "25"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for status in ("completed", "excluded"):
+        assert status in out
+    scores = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "found in the recording" in line]
+    assert len(scores) == 3 and min(scores) >= 0.9, out
+    assert len(list((tmp_path / "data" / "recordings").rglob("*.age"))) == 3
