@@ -14,6 +14,7 @@ import pytest
 from e2e.conftest import MakeHarness
 from pbx.simulator import SimCall
 from recorderd.demo import speech
+from support.captures import FIXTURES, from_asterisk
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +83,60 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     scores = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "found in the recording" in line]
     assert len(scores) == 3 and min(scores) >= 0.9, out
     assert len(list((tmp_path / "data" / "recordings").rglob("*.age"))) == 3
+
+
+async def _scripted_asterisk(
+    port: int, answers: dict[str, bytes], *, stop_after: str | None = None
+) -> list[str]:
+    """A FastAGI peer that sends a captured env block and answers by command prefix.
+
+    Returns the commands the daemon sent. ``stop_after``: close our side once that command arrives.
+    """
+    env = b"".join(c for c in from_asterisk(FIXTURES / "agi" / "sip-inbound.txt")[:2])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(env)
+    sent: list[str] = []
+    try:
+        while line := await asyncio.wait_for(reader.readline(), 10):
+            command = line.decode().rstrip("\n")
+            sent.append(command)
+            if stop_after is not None and command.startswith(stop_after):
+                break
+            answer = next(
+                (a for prefix, a in answers.items() if command.startswith(prefix)), b"200 result=1\n"
+            )
+            writer.write(answer)
+    finally:
+        writer.close()
+    return sent
+
+
+async def test_agi_peer_disconnecting_mid_session_fails_only_that_call(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    sent = await _scripted_asterisk(h.endpoints.agi_port, {}, stop_after="EXEC Originate")
+    assert sent[0].startswith("EXEC Originate")
+    assert h.daemon.manager is not None
+    await h.daemon.manager.drain()
+    [row] = h.rows()
+    assert (row.status, row.failure_reason) == ("failed", "agi_disconnected")
+    # The daemon is unharmed: the next call is recorded.
+    await h.call(SimCall(caller="0311112222", dialled="0668585050", caller_audio=speech("caller")))
+    assert sorted(r.status for r in h.rows()) == ["completed", "failed"]
+
+
+async def test_spy_that_never_connects_delays_the_caller_only_the_bounded_wait(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    sent = await _scripted_asterisk(
+        h.endpoints.agi_port,
+        {"EXEC": b"200 result=0\n", "GET VARIABLE ORIGINATE_STATUS": b"200 result=1 (SUCCESS)\n"},
+    )
+    waited = loop.time() - t0
+    assert 1.9 < waited < 4.0  # first_frame_timeout_s = 2.0, then the AGI returns
+    assert not any(c.startswith("STREAM FILE") for c in sent)
+    assert 'SET VARIABLE RECORDING_STATUS "failed"' in sent
+    [row] = h.rows()
+    assert (row.status, row.failure_reason) == ("failed", "no_audio")
