@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from pbx.errors import PeerProtocolError, UsageError
+from pbx.errors import PeerProtocolError, UsageError, excerpt
 
 # res_agi reads a command into a 2048-byte buffer (AGI_BUF_LEN) including "\n" and NUL; a longer
 # line is silently split into two commands, so refuse to send one.
@@ -279,16 +279,16 @@ class AgiServerConnection:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PeerProtocolError(f"AGI response is not UTF-8: {line[:80]!r}") from exc
+            raise PeerProtocolError(f"AGI response is not UTF-8: {excerpt(line)}") from exc
         if self._usage is not None:
             return self._usage_line(text)
         if text == "HANGUP":
             return HangupNotice()
         if self._state is not _State.WAITING:
-            raise PeerProtocolError(f"AGI response without an outstanding command: {text[:80]!r}")
+            raise PeerProtocolError(f"AGI response without an outstanding command: {excerpt(text)}")
         m = _CODE.fullmatch(text)
         if m is None:
-            raise PeerProtocolError(f"malformed AGI response: {text[:80]!r}")
+            raise PeerProtocolError(f"malformed AGI response: {excerpt(text)}")
         code, sep, rest = int(m.group(1)), m.group(2), m.group(3)
         if sep == "-":
             self._usage, self._usage_head, self._usage_bytes = [], (code, rest), 0
@@ -320,9 +320,9 @@ class AgiServerConnection:
             raise PeerProtocolError(f"AGI environment has more than {self._max_env_lines} lines")
         key_b, sep, value_b = line.partition(b": ")
         if not sep:
-            raise PeerProtocolError(f"AGI environment line without ': ': {line[:80]!r}")
+            raise PeerProtocolError(f"AGI environment line without ': ': {excerpt(line)}")
         if not key_b.isascii() or not key_b.startswith(b"agi_"):
-            raise PeerProtocolError(f"AGI environment key is not agi_*: {key_b[:80]!r}")
+            raise PeerProtocolError(f"AGI environment key is not agi_*: {excerpt(key_b)}")
         # Values are decoded leniently on purpose: a caller name sent in a legacy encoding
         # (Shift_JIS from an old PBX or trunk) must not cost us the recording of the call.
         self._env[key_b.decode("ascii")] = value_b.decode("utf-8", errors="replace")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, overload
 
-from pbx.errors import PeerProtocolError, UsageError
+from pbx.errors import PeerProtocolError, UsageError, excerpt
 
 __all__ = [
     "NEED_DATA",
@@ -204,7 +204,7 @@ class AmiClientConnection:
         # Enough to notice a wrong port (HTTP, SSH, another protocol) at once, and loose enough to
         # accept forks and proxies ("Asterisk Call Manager Proxy/…").
         if "Call Manager" not in line or "/" not in line:
-            raise PeerProtocolError(f"not an AMI banner: {line[:80]!r}")
+            raise PeerProtocolError(f"not an AMI banner: {excerpt(line)}")
         self._banner_seen = True
         return Banner(line)
 
@@ -213,13 +213,13 @@ class AmiClientConnection:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PeerProtocolError(f"AMI line is not UTF-8: {raw[:80]!r}") from exc
+            raise PeerProtocolError(f"AMI line is not UTF-8: {excerpt(raw)}") from exc
 
     @staticmethod
     def _split_field(line: str) -> tuple[str, str]:
         key, colon, value = line.partition(":")
         if not colon or not key.strip():
-            raise PeerProtocolError(f"AMI line is not 'Key: Value': {line[:80]!r}")
+            raise PeerProtocolError(f"AMI line is not 'Key: Value': {excerpt(line)}")
         # Only the separator space goes; the value keeps everything else, and "AccountCode: " -> "".
         if value.startswith(" "):
             value = value[1:]
