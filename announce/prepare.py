@@ -61,14 +61,7 @@ def prepare(
     pad = np.zeros(round(pad_s * sample_rate))
     pcm = _to_int16(np.concatenate([pad, audio, pad]))
     write_pcm16(dst, pcm, sample_rate)
-    return PromptInfo(
-        path=dst,
-        sample_rate=sample_rate,
-        channels=1,
-        frames=pcm.size,
-        duration_s=pcm.size / sample_rate,
-        peak_dbfs=to_dbfs(float(np.max(np.abs(pcm.astype(np.int32)))) / 32768),
-    )
+    return PromptInfo.of_pcm(dst, pcm, sample_rate)
 
 
 def _read_mono(src: Path, max_duration_s: float) -> tuple[NDArray[np.float64], int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from announce.info import ASTERISK_RATE, SILENCE_DBFS, PromptError, PromptInfo, to_dbfs
+from announce.info import ASTERISK_RATE, SILENCE_DBFS, PromptError, PromptInfo, peak, to_dbfs
 from announce.wavfile import REDO_HINT, WAVE_FORMAT_PCM, read_layout
 
 
@@ -20,17 +20,9 @@ def validate_prompt(path: Path) -> PromptInfo:
     """Check ``path`` is an 8 kHz mono 16-bit PCM ``.wav`` with audible content; else PromptError."""
     path = Path(path)
     pcm = _read_checked(path)
-    peak = float(np.max(np.abs(pcm.astype(np.int32)))) / 32768
-    if to_dbfs(peak) < SILENCE_DBFS:
+    if to_dbfs(peak(pcm)) < SILENCE_DBFS:
         raise PromptError(f"{path}: is silent; callers would hear nothing. Record the announcement again.")
-    return PromptInfo(
-        path=path,
-        sample_rate=ASTERISK_RATE,
-        channels=1,
-        frames=pcm.size,
-        duration_s=pcm.size / ASTERISK_RATE,
-        peak_dbfs=to_dbfs(peak),
-    )
+    return PromptInfo.of_pcm(path, pcm, ASTERISK_RATE)
 
 
 def load_pcm(path: Path) -> bytes:
