@@ -1,0 +1,204 @@
+"""Retention arithmetic: when a recording moves between stores and when it must be gone.
+
+Pure functions: no database, no clock, no configuration file. The instant a recording started (aware,
+any zone) and the municipality's zone go in; aware UTC instants come out. Every rule is a statement
+about *local calendar days* in that zone, because the regulations are (see docs/retention.md):
+
+* a period names its **last day**: the recording is kept through the whole of that local day and
+  is due at 00:00 of the next local day (the ``expiry``);
+* ``days`` / ``months`` / ``years`` count from **day 1**, which is the recording day or, for
+  "翌日から起算して" (Kawasaki), the day after it;
+* ``months`` / ``years`` end on the day before the corresponding day N months later, or on the last
+  day of that month when it has no corresponding day (Civil Code art. 143: 1 Dec + 3 months ends
+  28/29 Feb, and 30 Nov + 3 months also ends 28/29 Feb);
+* ``month_end`` N: the last day of the Nth month after the month of day 1 (Saitama: N = 1);
+* ``fiscal_year_end`` N: the last day of the Nth fiscal year after the one holding day 1
+  (Saitama output data: N = 1; Japan's fiscal year starts on 1 April).
+
+Tiers chain: each tier's day 1 is the day after the previous tier's last day.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+Unit = Literal["days", "months", "years", "month_end", "fiscal_year_end"]
+DayOne = Literal["same_day", "next_day"]
+UNITS: tuple[Unit, ...] = ("days", "months", "years", "month_end", "fiscal_year_end")
+PRIMARY = "primary"  # the store name of the data directory itself
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    unit: Unit
+    count: int
+    day_one: DayOne = "same_day"
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unknown period unit {self.unit!r}")
+        lowest = 0 if self.unit in ("month_end", "fiscal_year_end") else 1
+        if self.count < lowest:
+            raise ValueError(f"{self.unit} must be >= {lowest}, got {self.count}")
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    store: str  # where the recording lives during this tier
+    keep: Period
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Keep in the data directory for ``keep``, then in each tier's store in turn, then delete."""
+
+    name: str
+    keep: Period
+    tiers: tuple[Tier, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    store: str
+    last_day: dt.date  # the last local day the recording is in this store
+    until: dt.datetime  # UTC: 00:00 local of the day after last_day
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    stages: tuple[Stage, ...]
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        """When the audio is due for deletion (UTC)."""
+        return self.stages[-1].until
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.stages[-1].last_day
+
+    def move_after(self, store: str) -> Stage | None:
+        """The stage that follows ``store``: where to move next and when (None: nothing follows)."""
+        names = [s.store for s in self.stages]
+        if store not in names:
+            return None
+        i = names.index(store)
+        return self.stages[i + 1] if i + 1 < len(self.stages) else None
+
+    def until_for(self, store: str) -> dt.datetime | None:
+        """When a recording now in ``store`` must leave it (moved on, or deleted)."""
+        for s in self.stages:
+            if s.store == store:
+                return s.until
+        return None
+
+
+def add_months(day: dt.date, months: int) -> dt.date | None:
+    """The corresponding day ``months`` later, or None when that month has no such day."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    if day.day > calendar.monthrange(year, month)[1]:
+        return None
+    return dt.date(year, month, day.day)
+
+
+def month_last_day(year: int, month: int) -> dt.date:
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def fiscal_year(day: dt.date, start_month: int) -> int:
+    """The fiscal year holding ``day``, named by the year it starts in (FY2026: Apr 2026 - Mar 2027)."""
+    return day.year if day.month >= start_month else day.year - 1
+
+
+def last_day(period: Period, first: dt.date, fiscal_year_start_month: int = 4) -> dt.date:
+    """The last local day of ``period`` whose day 1 is ``first`` (``day_one`` already applied)."""
+    n = period.count
+    if period.unit == "days":
+        return first + dt.timedelta(days=n - 1)
+    if period.unit in ("months", "years"):
+        months = n if period.unit == "months" else 12 * n
+        corresponding = add_months(first, months)
+        if corresponding is None:  # no such day in the final month: its last day (art. 143(2))
+            target = add_months(first.replace(day=1), months)
+            assert target is not None
+            return month_last_day(target.year, target.month)
+        return corresponding - dt.timedelta(days=1)
+    if period.unit == "month_end":
+        target = add_months(first.replace(day=1), n)
+        assert target is not None
+        return month_last_day(target.year, target.month)
+    # fiscal_year_end: the day before the start of fiscal year (FY(first) + n + 1)
+    if not 1 <= fiscal_year_start_month <= 12:
+        raise ValueError("fiscal_year_start_month must be 1-12")
+    start_next = dt.date(fiscal_year(first, fiscal_year_start_month) + n + 1, fiscal_year_start_month, 1)
+    return start_next - dt.timedelta(days=1)
+
+
+def local_day(instant: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    if instant.tzinfo is None:
+        raise ValueError("retention needs an aware datetime (UTC from the database)")
+    return instant.astimezone(zone).date()
+
+
+def day_end(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
+    """The instant (UTC) a thing kept "through ``day``" becomes due: 00:00 local of the next day."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+
+
+def schedule(
+    policy: Policy, anchor: dt.datetime, zone: dt.tzinfo, *, fiscal_year_start_month: int = 4
+) -> Schedule:
+    """Where a recording anchored at ``anchor`` lives, and until when, under ``policy``.
+
+    ``anchor`` is the recording's start, or the preservation instant for a preservation policy.
+    """
+    first = local_day(anchor, zone)
+    stages = []
+    for store, period in ((PRIMARY, policy.keep), *((t.store, t.keep) for t in policy.tiers)):
+        if period.day_one == "next_day":
+            first += dt.timedelta(days=1)
+        end = last_day(period, first, fiscal_year_start_month)
+        stages.append(Stage(store, end, day_end(end, zone)))
+        first = end + dt.timedelta(days=1)
+    return Schedule(tuple(stages))
+
+
+def expiry(
+    period: Period, anchor: dt.datetime, zone: dt.tzinfo, *, fiscal_year_start_month: int = 4
+) -> dt.datetime:
+    """When something kept for ``period`` from ``anchor`` is due (UTC)."""
+    return schedule(
+        Policy("-", period), anchor, zone, fiscal_year_start_month=fiscal_year_start_month
+    ).expires_at
+
+
+def describe_period(period: Period, counted_from: str = "the recording day") -> str:
+    """How a period reads in a plan or report ("31 days counted from the recording day")."""
+    n = period.count
+    if period.unit == "month_end":
+        month = {0: "the recording month", 1: "the month after the recording month"}
+        return f"to the end of {month.get(n, f'the {_nth(n)} month after the recording month')}"
+    if period.unit == "fiscal_year_end":
+        year = {0: "the recording's fiscal year", 1: "the fiscal year after the recording's"}
+        fy = year.get(n, f"the {_nth(n)} fiscal year after the recording's")
+        return f"to the end of {fy}"
+    if period.day_one == "next_day":
+        counted_from = f"the day after {counted_from}"
+    unit = period.unit if n != 1 else period.unit[:-1]
+    return f"{n} {unit} counted from {counted_from}"
+
+
+def describe_policy(policy: Policy) -> str:
+    text = describe_period(policy.keep)
+    for tier in policy.tiers:
+        text += f", then {describe_period(tier.keep, 'the move')} in {tier.store}"
+    return text
+
+
+def _nth(n: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")

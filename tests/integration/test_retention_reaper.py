@@ -1,0 +1,304 @@
+"""The reaper on real SQLite files and real recording files, driven by a clock the test controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from recorderd.config import Config
+from recorderd.reaper import Reaper
+from storage import holds, retention_log
+from storage.erase import immediate
+from storage.models import EXCLUDED, Call, RetentionEvent
+from support.retention_seed import Clock, jst, make_config, row, seed, sessions_for
+
+RETENTION = """
+[retention]
+default = "short"
+batch_size = 3
+policy_change_grace_h = 0
+max_clock_jump_h = 100000  # the clock-jump test sets its own
+metadata = {{ days = 60 }}
+[retention.stores]
+secondary = "{root}/secondary"
+[retention.policies.short]
+keep = {{ days = 10 }}
+basis = "test 1"
+[retention.policies.tiered]
+keep = {{ months = 6 }}
+tiers = [{{ store = "secondary", keep = {{ months = 6 }} }}]
+"""
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, dict[str, object]]] = []
+        self.resolved: list[str] = []
+        self.events: list[str] = []
+
+    def alert(self, kind: str, *, transient: bool = False, **fields: object) -> None:
+        self.alerts.append((kind, fields))
+
+    def resolve(self, kind: str, **fields: object) -> None:
+        self.resolved.append(kind)
+
+    def event(self, kind: str, **fields: object) -> None:
+        self.events.append(kind)
+
+
+def config_for(tmp_path: Path, **changes: str) -> Config:
+    text = RETENTION.format(root=tmp_path)
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    return make_config(tmp_path, text)
+
+
+def log_entries(config: Config, action: str | None = None) -> list[RetentionEvent]:
+    with sessions_for(config)() as s:
+        return retention_log.entries(s, actions=[action] if action else None)
+
+
+async def test_reaper_deletes_exactly_the_due_recordings(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    # 1-10 January, one call a day at 10:00 JST: kept 10 days, the 1 January call through 10 January.
+    calls = seed(config, sessions, [(jst(2026, 1, d, 10), "general") for d in range(1, 11)])
+    clock = Clock(jst(2026, 1, 10, 23, 59, 59))  # the last second of the first call's last day
+    reaper = Reaper(config, sessions, clock=clock, events=Sink())
+
+    first = await reaper.run_pass()
+    assert first.deleted == 0 and all(c.path.exists() for c in calls)
+    clock.now = jst(2026, 1, 15, 0, 0)  # 00:00 JST on the 15th: calls of 1-5 January are due
+    report = await reaper.run_pass()
+    assert report.deleted == 5 and report.refused is None
+    for c in calls:
+        r = row(sessions, c.id)
+        assert r is not None
+        due = r.started_at < jst(2026, 1, 6)
+        assert c.path.exists() is not due
+        assert (r.audio_path is None, r.audio_deleted_at is not None) == (due, due)
+        assert r.expires_at == dt.datetime.combine(
+            r.started_at.astimezone(config.zone).date() + dt.timedelta(days=10), dt.time(), config.zone
+        )
+    deleted = log_entries(config, "delete")
+    assert sorted(e.call_id or "" for e in deleted) == sorted(c.id for c in calls[:5])
+    entry = json.loads(deleted[0].detail)
+    assert deleted[0].rule == "policy short: 10 days counted from the recording day (test 1)"
+    assert (
+        deleted[0].actor == "reaper"
+        and entry["sha256"] == calls[0].sha256
+        and entry["path"] == str(calls[0].path)
+    )
+    # The directory entries are gone for good, and the rows stay for the metadata period.
+    assert not any((config.data_dir / "recordings/2026/01/01").iterdir())
+    assert (await reaper.run_pass()).deleted == 0
+
+
+async def test_held_recordings_are_never_touched_until_released(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    held, free, tiered = seed(
+        config,
+        sessions,
+        [(jst(2026, 1, 1, 10), "general"), (jst(2026, 1, 1, 11), "general"), (jst(2026, 1, 1, 12), "tiered")],
+    )
+    with immediate(sessions) as s:
+        holds.place(
+            s,
+            held.id,
+            kind="police_legal",
+            reference="P-1",
+            reason="捜査関係事項照会",
+            by="chief",
+            at=jst(2026, 1, 5),
+        )
+        holds.place(
+            s, held.id, kind="disclosure", reference="D-7", reason="開示請求", by="clerk", at=jst(2026, 1, 6)
+        )
+        holds.place(
+            s,
+            tiered.id,
+            kind="harassment",
+            reference="H-2",
+            reason="不当要求",
+            by="chief",
+            at=jst(2026, 1, 6),
+        )
+    clock = Clock(jst(2027, 6, 1))  # far past every expiry, the secondary tier's too
+    reaper = Reaper(config, sessions, clock=clock, events=Sink())
+    report = await reaper.run_pass()
+    # The free call loses its audio and, its metadata period long over, its row; held ones keep both.
+    assert (report.deleted, report.moved, report.held_past_expiry, report.purged) == (1, 0, 2, 1)
+    assert held.path.exists() and tiered.path.exists() and not free.path.exists()
+    assert row(sessions, free.id) is None
+    assert row(sessions, held.id) is not None and row(sessions, tiered.id).audio_store is None  # type: ignore[union-attr]
+
+    # Releasing one of two holds keeps it; releasing the last lets the next pass delete it.
+    with immediate(sessions) as s:
+        [police, disclosure] = holds.listing(s, call_id=held.id)
+        holds.release(s, police.id, by="chief", reason="照会終了", at=clock.now)
+    assert (await reaper.run_pass()).deleted == 0 and held.path.exists()
+    with immediate(sessions) as s:
+        holds.release(s, disclosure.id, by="clerk", reason="開示済み", at=clock.now)
+    assert (await reaper.run_pass()).deleted == 1 and not held.path.exists()
+    actions = [e.action for e in log_entries(config) if e.call_id == held.id]
+    assert actions == ["hold", "hold", "release", "release", "delete", "purge_metadata"]
+
+
+async def test_osaka_tier_moves_at_six_months_then_deletes(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    [call] = seed(config, sessions, [(jst(2026, 1, 10, 9), "tiered")])
+    clock = Clock(jst(2026, 7, 9, 23, 59))
+    reaper = Reaper(config, sessions, clock=clock, events=Sink())
+    assert (await reaper.run_pass()).moved == 0 and call.path.exists()
+
+    clock.now = jst(2026, 7, 10, 0, 0)  # 6 months: 10 Jan - 9 Jul kept here
+    assert (await reaper.run_pass()).moved == 1
+    moved = tmp_path / "secondary" / call.rel
+    r = row(sessions, call.id)
+    assert r is not None and not call.path.exists() and moved.exists()
+    assert (r.audio_store, r.audio_path, r.audio_sha256) == ("secondary", str(moved), call.sha256)
+    assert r.expires_at == jst(2027, 1, 10) and r.move_at is None
+    [entry] = log_entries(config, "move")
+    assert json.loads(entry.detail)["to"] == str(moved) and entry.call_id == call.id
+
+    clock.now = jst(2027, 1, 9, 23, 59)
+    assert (await reaper.run_pass()).deleted == 0
+    clock.now = jst(2027, 1, 10)
+    assert (await reaper.run_pass()).deleted == 1 and not moved.exists()
+    assert json.loads(log_entries(config, "delete")[0].detail)["store"] == "secondary"
+
+
+async def test_metadata_rows_outlive_their_audio_then_go_without_numbers_in_the_log(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    [call] = seed(config, sessions, [(jst(2026, 1, 1, 10), "general")])
+    with sessions.begin() as s:
+        s.add(
+            Call(
+                id="excluded-1",
+                direction="inbound",
+                line="kokoro",
+                started_at=jst(2026, 1, 1, 11),
+                status=EXCLUDED,
+            )
+        )
+    clock = Clock(jst(2026, 1, 11))
+    reaper = Reaper(config, sessions, clock=clock, events=Sink())
+    assert (await reaper.run_pass()).deleted == 1
+    assert row(sessions, call.id) is not None
+    clock.now = jst(2026, 3, 1, 23, 59)  # 60 days: 1 Jan - 1 Mar
+    assert (await reaper.run_pass()).purged == 0
+    clock.now = jst(2026, 3, 2)
+    assert (await reaper.run_pass()).purged == 2
+    assert row(sessions, call.id) is None and row(sessions, "excluded-1") is None
+    purges = log_entries(config, "purge_metadata")
+    assert {e.call_id for e in purges} == {call.id, "excluded-1"}
+    assert all("0311112222" not in e.detail and "0668585050" not in e.detail for e in purges)
+
+
+async def test_policy_change_is_logged_with_counts_and_deferred_by_the_grace(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    calls = seed(config, sessions, [(jst(2026, 1, d, 10), "general") for d in (1, 2, 3, 4)])
+    clock = Clock(jst(2026, 1, 6))
+    sink = Sink()
+    reaper = Reaper(config, sessions, clock=clock, events=sink)
+    assert (await reaper.run_pass()).deleted == 0
+
+    # Shortened from 10 to 3 days: calls of 1-2 January become due at once, but not before the grace.
+    shorter = config_for(
+        tmp_path,
+        **{
+            "keep = { days = 10 }": "keep = { days = 3 }",
+            "policy_change_grace_h = 0": "policy_change_grace_h = 24",
+        },
+    )
+    reaper.reconfigure(shorter)
+    report = await reaper.run_pass()
+    assert (report.policy_changed, report.deferred, report.deleted) == (True, 3, 0)
+    change = json.loads(log_entries(config, "policy_change")[-1].detail)
+    assert change["before"] == {"with_audio": 4, "due_now": 0, "kept_forever": 0}
+    assert change["after"] == {"with_audio": 4, "due_now": 0, "kept_forever": 0}
+    assert (change["changed"], change["earlier"], change["later"], change["deferred"]) == (4, 4, 0, 3)
+    assert [k for k, _ in sink.alerts] == ["retention_policy_change_deferred"]
+
+    clock.now = jst(2026, 1, 7)  # the grace ends: the deferred ones go, the 4 January call (due 7 Jan) too
+    assert (await reaper.run_pass()).deleted == 4
+    assert not any(c.path.exists() for c in calls)
+    assert (await reaper.run_pass()).policy_changed is False
+
+
+async def test_a_clock_far_past_the_last_known_time_stops_deletion(tmp_path: Path) -> None:
+    config = config_for(tmp_path, **{"max_clock_jump_h = 100000": "max_clock_jump_h = 72"})
+    sessions = sessions_for(config)
+    [call] = seed(config, sessions, [(jst(2026, 1, 1, 10), "general")])
+    clock = Clock(jst(2026, 1, 2))
+    sink = Sink()
+    reaper = Reaper(config, sessions, clock=clock, events=sink)
+    await reaper.run_pass()
+    clock.advance(days=400)  # an RTC reset, a bad NTP answer
+    report = await reaper.run_pass()
+    assert (report.refused, report.deleted) == ("retention_clock_jump", 0) and call.path.exists()
+    assert sink.alerts[-1][0] == "retention_clock_jump"
+    with immediate(sessions) as s:  # what `recorderctl retention confirm-clock` writes
+        retention_log.set_time(s, "clock_confirmed_at", clock.now)
+    assert (await reaper.run_pass()).deleted == 1
+    assert "retention_clock_jump" in sink.resolved
+
+
+async def test_an_empty_catalogue_beside_recording_files_stops_deletion(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    stray = config.data_dir / "recordings/2026/01/01/lost.age"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"age-encryption.org/v1")
+    sink = Sink()
+    report = await Reaper(config, sessions, clock=Clock(jst(2026, 6, 1)), events=sink).run_pass()
+    assert report.refused == "retention_catalogue_empty" and stray.exists()
+    assert sink.alerts[0][0] == "retention_catalogue_empty"
+
+
+async def test_a_file_already_missing_is_logged_as_deleted_and_reported(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    gone, kept = seed(config, sessions, [(jst(2026, 1, 1, 10), "general"), (jst(2026, 1, 20, 10), "general")])
+    gone.path.unlink()
+    report = await Reaper(config, sessions, clock=Clock(jst(2026, 1, 12)), events=Sink()).run_pass()
+    assert report.deleted == 1 and kept.path.exists()
+    [entry] = log_entries(config, "delete")
+    assert json.loads(entry.detail)["note"] == "file was already missing"
+
+
+async def test_rows_still_recording_are_left_alone(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    [call] = seed(config, sessions, [(jst(2026, 1, 1, 10), "general")])
+    with sessions.begin() as s:
+        s.get(Call, call.id).status = "recording"  # type: ignore[union-attr]
+    report = await Reaper(config, sessions, clock=Clock(jst(2026, 2, 1)), events=Sink()).run_pass()
+    assert report.deleted == 0 and call.path.exists()
+    with sessions() as s:
+        assert s.scalar(select(Call.retention_policy).where(Call.id == call.id)) is None
+
+
+@pytest.mark.parametrize("policies", ["", 'default = "short"\n'])
+async def test_without_a_policy_nothing_is_ever_deleted(tmp_path: Path, policies: str) -> None:
+    text = f"[retention]\n{policies}[retention.policies.short]\nkeep = {{ days = 1 }}\n"
+    config = make_config(tmp_path, text if policies else "", lines="")
+    sessions = sessions_for(config)
+    [call] = seed(config, sessions, [(jst(2026, 1, 1, 10), None)])
+    with immediate(sessions) as s:  # years after the newest call: as `retention confirm-clock` does
+        retention_log.set_time(s, "clock_confirmed_at", jst(2030, 1, 1))
+    report = await Reaper(config, sessions, clock=Clock(jst(2030, 1, 1)), events=Sink()).run_pass()
+    r = row(sessions, call.id)
+    assert r is not None
+    if policies:
+        assert report.deferred == 1 and r.expires_at == jst(2030, 1, 2)  # first adoption: 24 h grace
+    else:
+        assert report.deleted == 0 and call.path.exists() and (r.retention_policy, r.expires_at) == ("", None)
