@@ -1,0 +1,438 @@
+"""The ledger: append-only, hash-chained, verifiable (R4, R8; docs/ledger.md).
+
+Each entry's hash is SHA-256(previous hash || canonical encoding of the entry), the first entry
+chaining to 64 zeros. The canonical encoding is JSON with sorted keys, no spaces, UTF-8, of every
+column except the two hashes, so an edit to any field with the ``sqlite3`` shell changes what the
+row hashes to and ``verify`` names that row. A deleted, inserted or reordered row breaks the link
+to its neighbour (and the seq numbering). Deleting the newest rows leaves a shorter valid chain:
+only a checkpoint saved earlier (seq + hash, Ed25519-signed) can show that rows are missing.
+
+Writers: ``append`` inside the caller's transaction (the daemon's metadata writer puts the entry in
+the same commit as the call row), or ``append_committed`` for "write the entry before the access":
+it commits, retries a lost race with another process, and raises LedgerUnavailable if it cannot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import signing
+from storage.models import LedgerRow
+
+__all__ = [
+    "GENESIS",
+    "KINDS",
+    "Checkpoint",
+    "Entry",
+    "LedgerConflict",
+    "LedgerUnavailable",
+    "Problem",
+    "Report",
+    "append",
+    "append_committed",
+    "canonical",
+    "chain_hash",
+    "entries",
+    "entry_from_json",
+    "head",
+    "make_checkpoint",
+    "retention_event",
+    "verify",
+    "verify_excerpt",
+]
+
+GENESIS = "0" * 64
+_ATTEMPTS = 20
+
+# The vocabulary. A kind outside it is a programming error, caught before anything is written.
+_DAEMON = ("recording_created", "recording_finalised", "config_loaded")
+_ACCESS = ("played", "access_denied", "export_instructed", "exported", "export_sealed", "export_failed",
+           "provided", "export_disposed", "disclosure_opened", "disclosure_closed")  # fmt: skip
+_PEOPLE = ("user_added", "user_changed", "password_changed", "login_failed", "account_locked", "key_granted",
+           "key_revoked", "keys_destroyed", "signing_key_created", "checkpoint")  # fmt: skip
+# storage/retention_log.py chains these (retention_event below):
+_RETENTION = ("deleted", "deletion_refused", "metadata_purged", "moved", "held", "hold_released", "preserved",
+              "policy_changed", "clock_confirmed")  # fmt: skip
+KINDS = frozenset(_DAEMON + _ACCESS + _PEOPLE + _RETENTION)
+
+
+class LedgerConflict(Exception):
+    """Another process appended first; roll back and try again."""
+
+
+class LedgerUnavailable(Exception):
+    """The entry could not be written, so the access it was to record must not happen."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: str
+    kind: str
+    actor: str
+    call_id: str | None
+    subject: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "kind": self.kind,
+            "actor": self.actor,
+            "call_id": self.call_id,
+            "subject": self.subject,
+            "detail": self.detail,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    @property
+    def time(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.at)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical(
+    seq: int, at: str, kind: str, actor: str, call_id: str | None, subject: str | None, detail: Any
+) -> bytes:
+    body = {
+        "seq": seq,
+        "at": at,
+        "kind": kind,
+        "actor": actor,
+        "call_id": call_id,
+        "subject": subject,
+        "detail": detail,
+    }
+    return _dumps(body).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, body: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + body).hexdigest()
+
+
+def _timestamp(at: dt.datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger")
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _entry(row: LedgerRow) -> Entry:
+    return Entry(
+        row.seq,
+        row.at,
+        row.kind,
+        row.actor,
+        row.call_id,
+        row.subject,
+        json.loads(row.detail),
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def append(
+    session: Session,
+    kind: str,
+    actor: str,
+    *,
+    call_id: str | None = None,
+    subject: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> Entry:
+    """Append inside ``session``'s transaction (the caller commits). LedgerConflict on a lost race."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger kind {kind!r}")
+    when = _timestamp(at or dt.datetime.now(dt.UTC))
+    payload = dict(detail or {})
+    last = session.execute(select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1))
+    tail = last.first()
+    seq, prev = (tail[0] + 1, tail[1]) if tail else (1, GENESIS)
+    body = canonical(seq, when, kind, actor, call_id, subject, payload)
+    digest = chain_hash(prev, body)
+    row = LedgerRow(
+        seq=seq,
+        at=when,
+        kind=kind,
+        actor=actor,
+        call_id=call_id,
+        subject=subject,
+        detail=_dumps(payload),
+        prev_hash=prev,
+        hash=digest,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if "ledger" not in str(exc.orig):
+            raise  # another table's constraint: not ours to retry
+        raise LedgerConflict(str(exc.orig)) from exc  # a concurrent writer took this seq first
+    return Entry(seq, when, kind, actor, call_id, subject, payload, prev, digest)
+
+
+# The retention log's actions (storage/retention_log.py) and the ledger kind each becomes.
+RETENTION_KINDS = {
+    "delete": "deleted", "request_delete": "deleted", "destroy_copy": "deleted",
+    "purge_metadata": "metadata_purged", "move": "moved", "hold": "held", "release": "hold_released",
+    "preserve": "preserved", "request_refused": "deletion_refused", "policy_change": "policy_changed",
+    "clock_confirmed": "clock_confirmed",
+}  # fmt: skip
+
+
+def retention_event(
+    session: Session,
+    *,
+    at: dt.datetime,
+    action: str,
+    actor: str,
+    call_id: str | None,
+    rule: str | None,
+    reference: str | None,
+    detail: dict[str, Any],
+) -> Entry:
+    """Chain a retention log entry (deletion, move, hold, release, preservation…) into the ledger in the
+    same transaction. storage/retention_log.append calls it, so every path that logs one ledgers it."""
+    body = {**detail, "retention_action": action, "rule": rule}
+    subject = reference[:64] if reference else None
+    return append(
+        session, RETENTION_KINDS[action], actor[:64], call_id=call_id, subject=subject, detail=body, at=at
+    )
+
+
+def append_committed(sessions: sessionmaker[Session], kind: str, actor: str, **kw: Any) -> Entry:
+    """Append and commit now, or raise LedgerUnavailable: the access it records must then not happen."""
+    error = "unknown"
+    for _ in range(_ATTEMPTS):
+        try:
+            with sessions.begin() as session:
+                return append(session, kind, actor, **kw)
+        except LedgerConflict as exc:
+            error = str(exc)  # another process won the race: read the new tail and try again
+        except OperationalError as exc:
+            error = str(exc.orig)  # locked beyond the busy timeout, or the database is gone
+            if "locked" not in error and "busy" not in error:
+                break
+        except SQLAlchemyError as exc:  # anything else (a constraint, a trigger): not worth a retry
+            error = str(getattr(exc, "orig", exc))
+            break
+    raise LedgerUnavailable(f"the ledger entry ({kind}) could not be written: {error}")
+
+
+def head(session: Session) -> Entry | None:
+    row = session.scalars(select(LedgerRow).order_by(LedgerRow.seq.desc()).limit(1)).first()
+    return _entry(row) if row is not None else None
+
+
+def entries(
+    session: Session,
+    *,
+    kinds: Iterable[str] | None = None,
+    call_ids: Sequence[str] | None = None,
+    subject: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int | None = None,
+) -> list[Entry]:
+    """Entries in ledger order, filtered. Times compare as UTC ISO text (the stored format)."""
+    q = select(LedgerRow)
+    if kinds is not None:
+        q = q.where(LedgerRow.kind.in_(list(kinds)))
+    if call_ids is not None:
+        q = q.where(LedgerRow.call_id.in_(list(call_ids)))
+    if subject is not None:
+        q = q.where(LedgerRow.subject == subject)
+    if since is not None:
+        q = q.where(LedgerRow.at >= _timestamp(since))
+    if until is not None:
+        q = q.where(LedgerRow.at < _timestamp(until))
+    q = q.order_by(LedgerRow.seq)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_entry(r) for r in session.scalars(q)]
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int
+    message: str
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _rows(session: Session) -> Iterator[LedgerRow]:
+    yield from session.scalars(select(LedgerRow).order_by(LedgerRow.seq).execution_options(yield_per=2000))
+
+
+def _own_hash(row: LedgerRow) -> str | None:
+    """What the row hashes to, or None if a field cannot even be read back."""
+    try:
+        detail = json.loads(row.detail)
+        body = canonical(row.seq, row.at, row.kind, row.actor, row.call_id, row.subject, detail)
+        return chain_hash(row.prev_hash, body)
+    except (ValueError, TypeError):
+        return None
+
+
+def verify(session: Session, checkpoints: Sequence[Checkpoint] = ()) -> Report:
+    """Walk the whole chain; every problem names the row (seq) where it shows."""
+    report = Report()
+    expected, prev = 1, GENESIS
+    hashes: dict[int, str] = {cp.seq: "" for cp in checkpoints}
+    for row in _rows(session):
+        report.checked += 1
+        if row.seq != expected:
+            gap = f"row {expected}" if row.seq == expected + 1 else f"rows {expected}–{row.seq - 1}"
+            why = f"seq jumps from {expected - 1} to {row.seq}: {gap} deleted or renumbered"
+            report.problems.append(Problem(row.seq, why))
+        if _own_hash(row) != row.hash:
+            report.problems.append(Problem(row.seq, "content does not match its hash: the row was edited"))
+        elif row.prev_hash != prev and row.seq == expected:
+            why = (
+                f"does not chain to row {row.seq - 1}: a row was inserted, deleted or reordered, "
+                f"or row {row.seq - 1} was rewritten with a recomputed hash"
+            )
+            report.problems.append(Problem(row.seq, why))
+        if row.seq in hashes:
+            hashes[row.seq] = row.hash
+        expected, prev = row.seq + 1, row.hash
+    report.head_seq, report.head_hash = expected - 1, prev
+    for cp in checkpoints:
+        report.problems.extend(_check_checkpoint(cp, hashes[cp.seq], report.head_seq))
+    return report
+
+
+def _check_checkpoint(cp: Checkpoint, found: str, head_seq: int) -> list[Problem]:
+    if cp.seq == 0:
+        return []  # taken of an empty ledger: attests nothing
+    if cp.seq > head_seq:
+        why = (
+            f"the ledger ends at row {head_seq}, but the checkpoint of {cp.at} attests row {cp.seq}: "
+            f"rows {head_seq + 1}–{cp.seq} were removed"
+        )
+        return [Problem(head_seq + 1, why)]
+    if found != cp.hash:
+        why = f"row {cp.seq} differs from the checkpoint of {cp.at}: rewritten since the checkpoint"
+        return [Problem(cp.seq, why)]
+    return []
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement "the ledger had this row with this hash at this time"."""
+
+    seq: int
+    hash: str
+    at: str
+    site: str
+    public_key: str
+    signature: str
+
+    def signed_bytes(self) -> bytes:
+        body = {
+            "format": "recorderd-ledger-checkpoint/1",
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at,
+            "site": self.site,
+        }
+        return _dumps(body).encode("utf-8")
+
+    def to_json(self) -> str:
+        return (
+            _dumps(
+                {
+                    "seq": self.seq,
+                    "hash": self.hash,
+                    "at": self.at,
+                    "site": self.site,
+                    "public_key": self.public_key,
+                    "signature": self.signature,
+                }
+            )
+            + "\n"
+        )
+
+    @classmethod
+    def from_json(cls, text: str, trusted_key: str | None = None) -> Checkpoint:
+        """Parse and check the signature (against ``trusted_key`` if given). SigningError if bad."""
+        try:
+            d = json.loads(text)
+            cp = cls(
+                int(d["seq"]),
+                str(d["hash"]),
+                str(d["at"]),
+                str(d["site"]),
+                str(d["public_key"]),
+                str(d["signature"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise signing.SigningError(f"not a ledger checkpoint: {exc}") from exc
+        if trusted_key is not None and cp.public_key != trusted_key:
+            raise signing.SigningError("checkpoint signed by another key than the one trusted")
+        signing.verify(cp.public_key, cp.signed_bytes(), cp.signature)
+        return cp
+
+
+def make_checkpoint(session: Session, key: Ed25519PrivateKey, site: str) -> Checkpoint:
+    last = head(session)
+    seq, digest = (last.seq, last.hash) if last else (0, GENESIS)
+    unsigned = Checkpoint(seq, digest, _timestamp(dt.datetime.now(dt.UTC)), site, signing.public_b64(key), "")
+    return replace(unsigned, signature=signing.sign(key, unsigned.signed_bytes()))
+
+
+def entry_from_json(d: dict[str, Any]) -> Entry:
+    return Entry(
+        int(d["seq"]),
+        str(d["at"]),
+        str(d["kind"]),
+        str(d["actor"]),
+        d.get("call_id"),
+        d.get("subject"),
+        dict(d["detail"]),
+        str(d["prev_hash"]),
+        str(d["hash"]),
+    )
+
+
+def verify_excerpt(items: Iterable[Entry]) -> list[Problem]:
+    """An excerpt is not contiguous; each entry must still hash to what it claims."""
+    problems = []
+    for e in items:
+        body = canonical(e.seq, e.at, e.kind, e.actor, e.call_id, e.subject, e.detail)
+        if chain_hash(e.prev_hash, body) != e.hash:
+            problems.append(Problem(e.seq, "excerpt entry does not match its hash"))
+    return problems

@@ -1,0 +1,158 @@
+"""Every form renders as a PDF with an embedded Japanese font, and its text carries the fields the
+regulation names (read back with pdftotext, as a person's PDF viewer would)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recorderd import disclosure, export, forms
+from recorderd.forms.sheet import FormError, find_font, wareki
+from storage import ledger
+from support.people import T0, Site, make_site, person, seed_call
+
+PDFTOTEXT = shutil.which("pdftotext")
+
+try:
+    find_font()
+    HAVE_FONT = True
+except FormError:
+    HAVE_FONT = False
+pytestmark = pytest.mark.skipif(
+    not HAVE_FONT, reason="no Japanese font (apt-get install fonts-ipaexfont-mincho)"
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """One installation whose ledger holds every kind of event the forms print."""
+    root = tmp_path_factory.mktemp("forms")
+    site = make_site(root, "[exports]\ntwo_person = true\n", municipality="テスト市コールセンター")
+    config, sessions = site.config, site.sessions
+    call_id, _ = seed_call(site, started=T0, seconds=300, remote="0311112222", local="0668585050")
+    other, _ = seed_call(site, started=T0 + dt.timedelta(days=1), remote="0455556666")
+    people = site.people()
+    boss = person(people, None, "kanri", "manager", "kanri-password", key=[site.identity])
+    ops = person(people, boss, "unyo", "operations_manager", "unyo-password")
+    order = export.Order(
+        [call_id],
+        "応対内容の確認",
+        "個人情報保護法第69条第2項",
+        "広聴課",
+        "終了後消去",
+        dt.date(2027, 3, 31),
+        "DVD-R",
+    )
+    request = export.instruct(people, sessions, config, boss, order)
+    export.create(
+        people,
+        sessions,
+        config,
+        ops,
+        people.keyring.unlock(ops.id, ops.password),
+        root / "pkg",
+        request_id=request,
+    )
+    export.provide(sessions, people, ops, request, "広聴課", "DVD-R")
+    export.dispose(sessions, people, ops, request, "deleted", "目的達成")
+    opened = disclosure.open_request(
+        people,
+        sessions,
+        config,
+        boss,
+        number="03-1111-2222",
+        first=dt.date(2026, 11, 1),
+        last=dt.date(2026, 11, 30),
+        requester="山田太郎",
+        contact="大阪市北区",
+        identity_check="運転免許証",
+    )
+    disclosure.close(people, sessions, boss, opened.id, "disclosed", "窓口で再生")
+    # What the retention side ledgers (storage/retention_log → ledger): a preservation and a deletion request.
+    preserved = {
+        "retention_action": "preserve",
+        "medium": "USB-01",
+        "reason": "不当要求行為",
+        "sha256": "ab" * 32,
+        "expires_at": "2031-11-23T15:00:00+00:00",
+    }
+    ledger.append_committed(sessions, "preserved", "kanri", call_id=other, subject="P-1", detail=preserved)
+    refused = {"retention_action": "request_refused", "reason": "不当要求行為に係る記録"}
+    ledger.append_committed(
+        sessions, "deletion_refused", "kanri", call_id=other, subject="D-1", detail=refused
+    )
+    return site
+
+
+EXPECTED = {
+    "toyonaka-1": [
+        "通話録音データ取出管理台帳",
+        "様式第1号",
+        "取出年月日",
+        "指示者",
+        "取扱員",
+        "0311112222",
+        "応対内容の確認",
+        wareki(dt.date(2027, 3, 31)),
+    ],
+    "saitama-1": [
+        "出力データ作成指示書",
+        "運営受託者",
+        "第5条第1項",
+        "通話日時",
+        "10時00分頃から",
+        "10時05分頃まで",
+        "市役所側電話番号",
+        "0668585050",
+        "通話相手方電話番号",
+        "0311112222",
+        "DVD-R",
+    ],
+    "saitama-2": [
+        "出力データ提出書",
+        "運用責任者（広聴課長）",
+        "付けで指示のあった件について",
+        "第5条第2項",
+        "市役所側電話番号",
+        "0668585050",
+        "通話相手方電話番号",
+        "0311112222",
+    ],
+    "matsumoto": ["通話記録管理簿", "複製", "提供", "廃棄", "個人情報保護法第69条第2項", "広聴課"],
+    "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "0455556666"],
+    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "0455556666"],
+    "osaka-3": ["開示請求書", "第3号様式", "山田太郎", "運転免許証", "0311112222", "開示（再生により聴取）"],
+    "osaka-4": ["外部記憶媒体保存目録", "第4号様式", "USB-01", "不当要求行為"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(forms.FORMS))
+def test_every_form_renders_with_its_fields(site: Site, tmp_path: Path, name: str) -> None:
+    out = tmp_path / f"{name}.pdf"
+    count = forms.render(name, site.sessions, site.config, out)
+    assert count >= 1
+    pdf = out.read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"/FontFile2" in pdf  # the font travels inside the file
+    if PDFTOTEXT is None:
+        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
+    text = subprocess.run(
+        [PDFTOTEXT, "-raw", str(out), "-"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    flat = "".join(text.split())  # table cells wrap; compare without the layout's spaces and breaks
+    for field in EXPECTED[name]:
+        assert "".join(field.split()) in flat, f"{name}: {field!r} not found in\n{text}"
+
+
+def test_a_request_form_is_limited_to_that_request(site: Site, tmp_path: Path) -> None:
+    with site.sessions() as s:
+        request = ledger.entries(s, kinds=["exported"])[0].subject
+    assert forms.render("saitama-2", site.sessions, site.config, tmp_path / "one.pdf", subject=request) == 1
+    assert (
+        forms.render("saitama-2", site.sessions, site.config, tmp_path / "none.pdf", subject="EX-none") == 0
+    )
+    with pytest.raises(FormError, match="unknown form"):
+        forms.render("kyoto-9", site.sessions, site.config, tmp_path / "x.pdf")
