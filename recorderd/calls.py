@@ -27,6 +27,7 @@ from pbx.errors import PeerProtocolError
 from recorderd.amitrack import AmiEvent, ChannelTracker
 from recorderd.config import Config
 from recorderd.diskpool import DiskPool
+from recorderd.events import Events
 from recorderd.metadata import MetadataWriter, utcnow
 from recorderd.numbers import mask, normalise
 from recorderd.policy import CallFacts, Decision, decide
@@ -51,6 +52,12 @@ class ActiveCall:
     hangup_seen: asyncio.Event = field(default_factory=asyncio.Event)
     spy_started: asyncio.Event = field(default_factory=asyncio.Event)  # AMI ChanSpyStart
     ended_at: dt.datetime | None = None
+    summary: dict[str, object] = field(default_factory=dict)  # for events: ids, line, masked numbers
+
+
+def _text(row: dict[str, object], key: str) -> str | None:
+    value = row.get(key)
+    return value if isinstance(value, str) else None
 
 
 def call_facts(env_script: str, dnid: str | None, extension: str | None, callerid: str | None) -> CallFacts:
@@ -74,8 +81,10 @@ class CallManager:
         pool: DiskPool,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
+        events: Events | None = None,
     ) -> None:
         self.config = config
+        self.events = events or Events(None)
         self._recipients = recipients
         self._writer = writer
         self._pool = pool
@@ -87,6 +96,7 @@ class CallManager:
         self._by_uniqueid: dict[str, ActiveCall] = {}
         self._finishers: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self.recording_refusal: Callable[[], str | None] = lambda: None  # a reason not to record now
 
     @property
     def active(self) -> int:
@@ -131,10 +141,22 @@ class CallManager:
                 )
             clog = clog.unbind("local", "remote") if not decision.keep_numbers else clog
             clog.info("call_excluded", reason=decision.reason)
+            # No numbers, whatever keep_numbers says: who called the counselling line is nobody's event.
+            self.events.event("call_excluded", call_id=str(call_id), direction=facts.direction,
+                              line=decision.line, reason=decision.reason)  # fmt: skip
             await self._set_status(session, "excluded", clog)
             return
         if not self.accepting:
             clog.error("call_not_recorded", reason="daemon shutting down")
+            self.events.event("call_failed", call_id=str(call_id), direction=facts.direction,
+                              line=decision.line, local=mask(facts.local_number),
+                              remote=mask(facts.remote_number), reason="daemon shutting down")  # fmt: skip
+            await self._set_status(session, "failed", clog)
+            return
+        refusal = self.recording_refusal()  # the disk guard (recorderd/diskguard.py): never delete to fit
+        if refusal is not None:
+            self._writer.insert(str(call_id), status=FAILED, failure_reason=refusal, **common, **numbers)
+            clog.error("call_not_recorded", reason=refusal)
             await self._set_status(session, "failed", clog)
             return
         await self._record(session, call_id, decision, common | numbers, clog)
@@ -155,6 +177,9 @@ class CallManager:
         call = ActiveCall(
             call_id, uniqueid, self.config.data_dir / rel, asyncio.get_running_loop().create_future(), clog
         )
+        call.summary = {"call_id": str(call_id), "direction": row["direction"], "line": decision.line,
+                        "local": mask(_text(row, "local_number")),
+                        "remote": mask(_text(row, "remote_number"))}  # fmt: skip
         self._pending[call_id] = call
         self._writer.insert(
             str(call_id),
@@ -282,6 +307,8 @@ class CallManager:
         self._writer.update(str(call.call_id), status=FAILED, failure_reason=reason, notes=detail)
         # "Should have been recorded and was not" is an error an operator must see.
         call.log.error("call_not_recorded", reason=reason, detail=detail)
+        self.events.event("call_failed", **call.summary, reason=reason, detail=detail)
+        self.events.alert("recording_failed", transient=True, **call.summary, reason=reason)
 
     def _forget(self, call: ActiveCall) -> None:
         self._pending.pop(call.call_id, None)
@@ -296,9 +323,10 @@ class CallManager:
             log.warning("audiosocket_refused", spy_uuid=str(spy_uuid), peer=peer.peername,
                         reason="unknown or finished call")  # fmt: skip
             return None
-        recording = Recording(str(spy_uuid), call.path, self._recipients, self._pool)
+        recording = Recording(str(spy_uuid), call.path, self._recipients, self._pool, call_log=call.log)
         call.peer = peer
         call.attached.set_result(recording)
+        self.events.event("call_started", **call.summary)
         task = asyncio.get_running_loop().create_task(self._finish(call, recording))
         self._finishers.add(task)
         task.add_done_callback(self._finishers.discard)
@@ -314,7 +342,9 @@ class CallManager:
                         await call.hangup_seen.wait()
                 except TimeoutError:
                     pass
-            self._writer.update(cid, **self._final_fields(call, result))
+            fields = self._final_fields(call, result)
+            self._writer.update(cid, **fields)
+            self._ended(call, fields)
         finally:
             self._forget(call)
 
@@ -325,7 +355,10 @@ class CallManager:
             "audio_seconds": round(result.audio_seconds, 3),
         }
         if not result.sealed:
-            fields["audio_path"] = str(result.path.relative_to(self.config.data_dir))
+            # The .part left to salvage, or no file at all when it could not even be created (a
+            # full disk): a row must never point at a file that does not exist.
+            left = result.path.exists()
+            fields["audio_path"] = str(result.path.relative_to(self.config.data_dir)) if left else None
         if not call.hangup_seen.is_set():
             fields["ended_at"] = self._clock()
             fields["notes"] = "no AMI Hangup seen: end time from the recorder's clock, cause unknown"
@@ -342,6 +375,14 @@ class CallManager:
                 "recording_completed", seconds=fields["audio_seconds"], bytes=result.ciphertext_bytes
             )
         return fields
+
+    def _ended(self, call: ActiveCall, fields: dict[str, object]) -> None:
+        status = str(fields.get("status", FAILED))
+        reason = fields.get("failure_reason") or call.failure
+        self.events.event("call_ended", **call.summary, status=status, reason=reason,
+                          seconds=fields["audio_seconds"])  # fmt: skip
+        if status == INCOMPLETE and reason != "shutdown":  # a sealed-at-shutdown call is no failure
+            self.events.alert("recording_failed", transient=True, **call.summary, reason=reason)
 
     # -- AMI -----------------------------------------------------------------------------------
     def on_ami_event(self, event: AmiEvent) -> None:

@@ -7,6 +7,7 @@ writes ``exlude`` instead of ``exclude`` would otherwise record its counselling 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tomllib
 import zoneinfo
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recorderd.numbers import normalise
+from recorderd.people_config import ExportPolicy, LedgerConfig, PeopleConfig
+from recorderd.retention_config import RetentionConfig
 
 Direction = Literal["inbound", "outbound"]
 Action = Literal["record", "exclude"]
@@ -36,6 +39,27 @@ def _parse_hostport(value: str) -> tuple[str, int]:
 
 
 HostPort = Annotated[str, Field(pattern=r"^.+:\d{1,5}$")]
+# A systemd credential name (LoadCredential=NAME:...): a file name, never a path.
+CredentialName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+def read_credential(name: str, key: str) -> str:
+    """Read ``$CREDENTIALS_DIRECTORY/<name>``: the secret systemd handed us (LoadCredential=).
+
+    systemd reads the source file as root and exposes a private, read-only copy to the service
+    alone, so the secret on disk can stay root-only (0600) and never be readable by our user.
+    """
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ConfigError(
+            f"{key} = {name!r}: $CREDENTIALS_DIRECTORY is not set "
+            f"(run under systemd with LoadCredential={name}:/path/to/secret)"
+        )
+    path = Path(directory) / name
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key} = {name!r}: cannot read {path}: {exc.strerror}") from exc
 
 
 class AgiConfig(_Strict):
@@ -66,9 +90,19 @@ class AmiConfig(_Strict):
     username: str = "recorder"
     secret: str = ""
     secret_file: Path | None = None
+    secret_credential: CredentialName | None = None  # systemd LoadCredential= name, e.g. "ami-secret"
     ping_interval_s: float = Field(20.0, gt=0)
 
+    @model_validator(mode="after")
+    def _one_secret(self) -> AmiConfig:
+        given = [k for k in ("secret", "secret_file", "secret_credential") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give the AMI secret one way only, not {' and '.join(given)}")
+        return self
+
     def resolved_secret(self) -> str:
+        if self.secret_credential is not None:
+            return read_credential(self.secret_credential, "ami.secret_credential")
         if self.secret_file is not None:
             try:
                 return self.secret_file.read_text(encoding="utf-8").strip()
@@ -132,6 +166,7 @@ class LineRule(_Strict):
     hours: list[TimeWindow] = []  # empty: always
     outside_hours: Action = "exclude"
     keep_numbers_when_excluded: bool = False
+    retention: str | None = None  # a policy under [retention.policies]; default: retention.default
 
     @field_validator("numbers")
     @classmethod
@@ -158,6 +193,62 @@ class PrivacyConfig(_Strict):
     keep_excluded_rows: bool = True  # an "excluded" metadata row, with no party numbers
 
 
+class MqttConfig(_Strict):
+    """Events and alerts to an MQTT broker. Optional: without [mqtt] nothing is published."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str = ""
+    password_file: Path | None = None
+    password_credential: CredentialName | None = None  # systemd LoadCredential= name
+    # Every topic starts with this, e.g. "recorderd/toyonaka-hall": <prefix>/status, /events/…, /alerts/…
+    topic_prefix: str = Field("recorderd", min_length=1)
+    client_id: str = ""  # empty: recorderd-<host name>
+    tls: bool = False
+    tls_ca_file: Path | None = None  # empty: the system's CA store
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    queue_size: int = Field(1000, ge=10, le=1_000_000)  # events held while the broker is away
+    reconnect_max_s: float = Field(60.0, ge=0.1, le=3600)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        if any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError(f"{value!r}: no wildcards, no empty levels, no leading or trailing '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttConfig:
+        given = [k for k in ("password", "password_file", "password_credential") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give the MQTT password one way only, not {' and '.join(given)}")
+        if given and self.username is None:
+            raise ValueError("a password needs a username")
+        return self
+
+    def resolved_password(self) -> str | None:
+        if self.password_credential is not None:
+            return read_credential(self.password_credential, "mqtt.password_credential")
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"mqtt.password_file: cannot read {self.password_file}: {exc.strerror}"
+                ) from exc
+        return self.password or None
+
+
+class MonitoringConfig(_Strict):
+    """Health thresholds: when an alert is raised and when systemd's watchdog stops being fed."""
+
+    disk_low_free_mb: int = Field(2048, ge=0)  # alert "disk_low" below this much free space in data_dir
+    # The metadata writer stalled (database locked or failing) or the database unreachable for longer
+    # than this: stop the watchdog pings, so systemd restarts the service (WatchdogSec=).
+    stall_bound_s: float = Field(300.0, gt=0)
+
+
 class Config(_Strict):
     municipality: str = ""
     timezone: str = "Asia/Tokyo"
@@ -171,6 +262,12 @@ class Config(_Strict):
     defaults: Defaults = Defaults()
     lines: list[LineRule] = []
     privacy: PrivacyConfig = PrivacyConfig()
+    mqtt: MqttConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
+    people: PeopleConfig = PeopleConfig()  # roles, permissions, passwords (recorderd/people_config.py)
+    exports: ExportPolicy = ExportPolicy()
+    ledger: LedgerConfig = LedgerConfig()
+    retention: RetentionConfig = RetentionConfig()  # recorderd/retention_config.py
 
     @field_validator("timezone")
     @classmethod
@@ -195,6 +292,8 @@ class Config(_Strict):
                 other = seen.setdefault((rule.direction, n), rule.name)
                 if other != rule.name:
                     raise ValueError(f"number {n} ({rule.direction}) is in both {other!r} and {rule.name!r}")
+            if rule.retention is not None:
+                self.retention.require(rule.retention, f"line {rule.name!r}: retention")
         return self
 
     @property
@@ -204,6 +303,14 @@ class Config(_Strict):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'recorderd.db'}"
+
+    @property
+    def keyring_dir(self) -> Path:
+        return self.people.keyring_dir or self.data_dir / "keyring"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.ledger.signing_key or self.data_dir / "ledger-signing.key"
 
 
 def _format_error(exc: ValidationError, source: str) -> str:

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from announce import PromptError, prepare
-from recorderd.access import (
-    AccessError,
-    call_path,
-    export_wav,
-    load_identities,
-    read_passphrase,
-    verify_catalogue,
-)
+from recorderd import people_cli, retention_cli
+from recorderd.access import AccessError, read_passphrase, verify_catalogue
 from recorderd.config import Config, ConfigError, load_config
 from recorderd.numbers import normalise
 from storage.age import AgeDecryptError, encrypt_passphrase_identity, generate_identity
@@ -134,16 +129,6 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_calls_export_audio(args: argparse.Namespace) -> int:
-    config = _config(args)
-    row = _one_call(args, config)
-    path = call_path(row, config.data_dir)
-    identities = load_identities(Path(args.identity), read_passphrase(file=args.passphrase_file))
-    dec = export_wav(path, identities, Path(args.out))
-    print(f"{args.out}: call {row.id}{'' if dec.complete else ' (INCOMPLETE: ' + str(dec.note) + ')'}")
-    return 0
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     config = _config(args)
     _engine, sessions = open_database(config.db_url)
@@ -153,6 +138,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAIL {p.path} (call {p.call_id}): {p.problem}")
     print(f"{checked} file(s) checked, {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from recorderd.status import report  # the status module pulls in the events stack; only here
+
+    summary, lines, code = report(_config(args))
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=1, default=str))
+    else:
+        print("\n".join(lines))
+    return code
 
 
 def cmd_announce_prepare(args: argparse.Namespace) -> int:
@@ -188,13 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     sh = calls.add_parser("show", help="every recorded fact of one call")
     sh.add_argument("id")
     sh.set_defaults(func=cmd_calls_show)
-    ex = calls.add_parser("export-audio", help="decrypt one call's audio to a WAV file")
+    ex = calls.add_parser("export-audio", help="decrypt one call's audio to a WAV file (as 'play --out')")
     ex.add_argument("id")
     ex.add_argument("--out", required=True)
-    ex.add_argument("--identity", required=True, help="passphrase-protected identity from 'keys init'")
-    ex.add_argument("--passphrase-file", type=Path)
-    ex.set_defaults(func=cmd_calls_export_audio)
+    people_cli.add_play_arguments(ex)  # --as and --purpose: signed in and ledgered before decrypting
+    ex.set_defaults(func=people_cli.cmd_export_audio)
 
+    st = sub.add_parser("status", help="daemon up and healthy? PBX link, calls, disk, alerts (exit 1 if not)")
+    st.add_argument("--json", action="store_true", help="the daemon's status file and the measured figures")
+    st.set_defaults(func=cmd_status)
+
+    people_cli.register(sub)  # users, keyring, play, ledger, export, forms, disclosure (issue 4)
+    retention_cli.register(sub, calls)  # retention, holds, calls preserve|delete (issue 3)
     v = sub.add_parser("verify", help="re-hash every recording file against the catalogue")
     v.set_defaults(func=cmd_verify)
 

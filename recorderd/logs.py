@@ -7,10 +7,36 @@ renderer so every line has one shape. Phone numbers are masked at the call site 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import structlog
+
+# syslog priorities (sd-daemon(3)): journald strips a leading "<N>" and files the line at that level,
+# so `journalctl -u recorderd -p warning` shows exactly our warnings and errors.
+_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "exception": 3, "critical": 2}
+
+
+def to_journald(stream: Any, env: dict[str, str] | None = None) -> bool:
+    """Whether ``stream`` is connected to journald: systemd sets $JOURNAL_STREAM to its device:inode."""
+    expected = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+class _LevelPrefix:
+    """Wraps the JSON renderer: ``<3>{"event": ...}``; the JSON that lands in the journal is unchanged."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(self, logger: Any, name: str, event_dict: Any) -> str:
+        level = str(event_dict.get("level", "info"))
+        return f"<{_PRIORITY.get(level, 6)}>{self._inner(logger, name, event_dict)}"
 
 
 def configure(*, json: bool | None = None, level: int = logging.INFO, stream: Any = None) -> None:
@@ -26,6 +52,8 @@ def configure(*, json: bool | None = None, level: int = logging.INFO, stream: An
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer()
     )
+    if json and to_journald(stream):
+        renderer = _LevelPrefix(renderer)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -18,7 +18,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Call
+from storage import ledger
+from storage.models import RECORDING, Call
 
 log = structlog.get_logger("recorderd.metadata")
 
@@ -30,6 +31,7 @@ class _Op:
     call_id: str
     fields: dict[str, Any]
     insert: bool
+    event: str | None = None  # a ledger note about the daemon itself (config loaded); no call row
 
 
 def _duration(row: Call) -> float | None:
@@ -55,6 +57,10 @@ class MetadataWriter:
         if fields:
             self._put(_Op(call_id, fields, insert=False))
 
+    def note(self, kind: str, **detail: Any) -> None:
+        """A ledger entry about the daemon (e.g. config_loaded), in order with the call rows."""
+        self._put(_Op("", detail, insert=False, event=kind))
+
     def _put(self, op: _Op) -> None:
         self._idle.clear()
         self._queue.put_nowait(op)
@@ -77,13 +83,15 @@ class MetadataWriter:
                 try:
                     await asyncio.to_thread(self._apply, batch)
                     break
-                except OperationalError as exc:
-                    # Locked or unavailable: keep the batch, keep the order, try again.
+                except (OperationalError, ledger.LedgerConflict) as exc:
+                    # Locked or unavailable (or recorderctl appended to the ledger first): keep the
+                    # batch, keep the order, try again.
                     if not self.stalled:
                         self.stalled = True
-                        log.warning("metadata_write_stalled", error=str(exc.orig), backlog=self.backlog)
+                        why = str(getattr(exc, "orig", exc))
+                        log.warning("metadata_write_stalled", error=why, backlog=self.backlog)
                         if self._on_stall:
-                            self._on_stall(str(exc.orig))
+                            self._on_stall(why)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             if self.stalled:
@@ -97,17 +105,34 @@ class MetadataWriter:
         with self._sessions.begin() as session:
             touched: set[str] = set()
             for op in batch:
+                if op.event is not None:
+                    ledger.append(session, op.event, "recorderd", detail=op.fields)
+                    continue
                 if op.insert:
                     session.add(Call(id=op.call_id, **op.fields))
                     session.flush()
                 else:
                     session.execute(update(Call).where(Call.id == op.call_id).values(**op.fields))
+                _ledger(session, op)
                 if {"ended_at", "answered_at"} & op.fields.keys():
                     touched.add(op.call_id)
             for call_id in touched:
                 row = session.get(Call, call_id)
                 if row is not None:
                     row.duration_s = _duration(row)
+
+
+def _ledger(session: Session, op: _Op) -> None:
+    """Recording created / finalised go into the ledger in the same commit as the row they describe.
+    No numbers: the call row holds them; the ledger holds what happened, and the ciphertext's hash."""
+    f = op.fields
+    if op.insert and f.get("status") == RECORDING:
+        detail = {"direction": f.get("direction"), "line": f.get("line"), "audio_path": f.get("audio_path")}
+        ledger.append(session, "recording_created", "recorderd", call_id=op.call_id, detail=detail)
+    elif "audio_sha256" in f:
+        detail = {"status": f.get("status", "failed"), "sha256": f["audio_sha256"],
+                  "bytes": f.get("audio_bytes"), "seconds": f.get("audio_seconds")}  # fmt: skip
+        ledger.append(session, "recording_finalised", "recorderd", call_id=op.call_id, detail=detail)
 
 
 def utcnow() -> dt.datetime:

@@ -15,6 +15,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recorderd.numbers import mask
+from storage import ledger
 from storage.models import INCOMPLETE, RECORDING, Call
 from storage.vault import sha256_file
 
@@ -30,6 +32,7 @@ class RecoveryReport:
 def recover(sessions: sessionmaker[Session], data_dir: Path) -> RecoveryReport:
     report = RecoveryReport()
     known: set[str] = set()
+    parties: dict[str, dict[str, str | None]] = {}  # for the log lines: every line about a call names it
     with sessions.begin() as session:
         for path in session.scalars(select(Call.audio_path).where(Call.audio_path.is_not(None))):
             if path:
@@ -38,21 +41,33 @@ def recover(sessions: sessionmaker[Session], data_dir: Path) -> RecoveryReport:
         for row in session.scalars(select(Call).where(Call.status == RECORDING)):
             final = data_dir / row.audio_path if row.audio_path else None
             part = final.with_name(final.name + ".part") if final else None
+            notes = "closed at start-up; audio up to the last complete 64 KiB chunk can be salvaged"
             if final is not None and part is not None and not final.exists() and part.exists():
                 row.audio_path = str(part.relative_to(data_dir))
                 row.audio_bytes = part.stat().st_size
                 row.audio_sha256 = sha256_file(part)
+            elif final is not None and final.exists() and row.audio_sha256 is None:
+                # Killed between sealing the file and writing the row: the file is whole; hash it so
+                # `recorderctl verify` can vouch for it.
+                row.audio_bytes = final.stat().st_size
+                row.audio_sha256 = sha256_file(final)
+                notes = "closed at start-up; the file was sealed but the call's end was not recorded"
             row.status = INCOMPLETE
             row.failure_reason = "daemon stopped during recording"
-            row.notes = "closed at start-up; audio up to the last complete 64 KiB chunk can be salvaged"
+            row.notes = notes
             report.closed_rows.append(row.id)
+            parties[row.id] = {"local": mask(row.local_number), "remote": mask(row.remote_number)}
+            detail = {"status": INCOMPLETE, "sha256": row.audio_sha256, "bytes": row.audio_bytes,
+                      "recovered": "daemon stopped during recording"}  # fmt: skip
+            ledger.append(session, "recording_finalised", "recorderd", call_id=row.id, detail=detail)
     recordings = data_dir / "recordings"
     if recordings.is_dir():
         for f in recordings.rglob("*"):
             if f.is_file() and str(f.relative_to(data_dir)) not in known:
                 report.orphan_files.append(f)
     for call_id in report.closed_rows:
-        log.warning("recording_marked_incomplete", call_id=call_id, reason="daemon stopped during recording")
+        log.warning("recording_marked_incomplete", call_id=call_id, **parties[call_id],
+                    reason="daemon stopped during recording")  # fmt: skip
     if report.orphan_files:
         # Never deleted automatically: an empty or replaced catalogue must not become a deletion order.
         log.warning("orphan_recording_files", count=len(report.orphan_files),

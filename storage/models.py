@@ -73,10 +73,164 @@ class Call(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_cause_text: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text)  # what is missing and why, for humans
+    # Retention (docs/retention.md): computed by the reaper from started_at and the line's policy.
+    retention_policy: Mapped[str | None] = mapped_column(String(64))  # None: not yet computed; "": none
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # audio due for deletion
+    move_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # due to move to the next tier
+    metadata_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # row due to go
+    # None: audio_path is relative to data_dir; else a [retention.stores] name and an absolute path.
+    audio_store: Mapped[str | None] = mapped_column(String(64))
+    audio_deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # audio_path is then None
+    preserved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
         Index("ix_calls_status", "status"),
         Index("ix_calls_remote_number", "remote_number"),
         Index("ix_calls_pbx_uniqueid", "pbx_uniqueid"),
+        Index("ix_calls_expires_at", "expires_at"),
+        Index("ix_calls_move_at", "move_at"),
+        Index("ix_calls_metadata_expires_at", "metadata_expires_at"),
+        Index("ix_calls_retention_policy", "retention_policy"),
     )
+
+
+class Person(Base):
+    """Someone who may sign in to ``recorderctl`` (R6). Key copies live in the keyring, not here."""
+
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the personal ID they type
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, PHC string
+    password_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    must_change: Mapped[bool] = mapped_column(default=True)  # set by whoever chose the password
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # consecutive
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class LedgerRow(Base):
+    """One hash-chained ledger entry (storage/ledger.py). Append-only by convention and by proof."""
+
+    __tablename__ = "ledger"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Text, not a DateTime column: the hashed bytes must survive any driver's round trip unchanged.
+    at: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(36))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor per entry: no forks
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_ledger_call_id", "call_id"),
+        Index("ix_ledger_kind", "kind"),
+        Index("ix_ledger_subject", "subject"),
+    )
+
+
+# -- retention: holds, the retention log, deletion intents, preservation (migration 0002) ---------
+HOLD_KINDS = ("disclosure", "police_legal", "harassment", "manager_order")
+
+
+class Hold(Base):
+    """A reason to keep one call's recording past its expiry, until explicitly released."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(24))  # one of HOLD_KINDS
+    reference: Mapped[str] = mapped_column(String(128))  # the request's or order's number
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(64))
+    placed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    released_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    released_by: Mapped[str | None] = mapped_column(String(64))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_holds_call_id", "call_id"), Index("ix_holds_reference", "reference"))
+
+
+class RetentionEvent(Base):
+    """Append-only record of every deletion, move, hold, release, preservation and policy change.
+
+    Never updated or deleted by recorderd; rows are self-contained (no foreign keys) so they outlive
+    the call rows they describe, and the ledger (storage/ledger.py) can take them in ``id`` order.
+    """
+
+    __tablename__ = "retention_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    action: Mapped[str] = mapped_column(String(24))
+    call_id: Mapped[str | None] = mapped_column(String(36))
+    actor: Mapped[str] = mapped_column(String(64))  # "reaper" or the person
+    rule: Mapped[str | None] = mapped_column(Text)  # which policy or request, in words
+    reference: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text)  # JSON object
+
+    __table_args__ = (
+        Index("ix_retention_log_at", "at"),
+        Index("ix_retention_log_call_id", "call_id"),
+        Index("ix_retention_log_action", "action"),
+    )
+
+
+class RetentionIntent(Base):
+    """A file operation in progress: written before the file is touched, removed once it is logged."""
+
+    __tablename__ = "retention_intents"
+
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the file removed or moved
+    call_id: Mapped[str] = mapped_column(String(36))
+    op: Mapped[str] = mapped_column(String(16))  # delete | move | destroy_copy
+    state: Mapped[str] = mapped_column(String(16))  # started | copied (move: row points at dst)
+    dst: Mapped[str | None] = mapped_column(String(1024))
+    store: Mapped[str | None] = mapped_column(String(64))
+    preservation_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(24))  # the retention_log action once done
+    actor: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text)  # JSON, copied into the log entry
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class Preservation(Base):
+    """A still-encrypted copy on a preservation medium, and its catalogue entry (Osaka form 4)."""
+
+    __tablename__ = "preservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(36))
+    medium: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)  # what the copy is, in words, for the catalogue
+    call_started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    call_ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    preserved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    preserved_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(128))
+    destroyed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_preservations_call_id", "call_id"),)
+
+
+class RetentionState(Base):
+    """Small facts the reaper keeps between runs (the applied policy, the last pass)."""
+
+    __tablename__ = "retention_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

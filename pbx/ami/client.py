@@ -132,9 +132,10 @@ class AmiClient:
         return delay
 
     async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self._host, self._port), self._connect_timeout
-        )
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives as the
+        # connection completes (bpo-42130), and a daemon stopping just then would never finish.
+        async with asyncio.timeout(self._connect_timeout):
+            reader, writer = await asyncio.open_connection(self._host, self._port)
         banner: asyncio.Future[Banner] = asyncio.get_running_loop().create_future()
         reading = asyncio.create_task(self._read_loop(reader, banner), name="ami-reader")
         self._writer = writer

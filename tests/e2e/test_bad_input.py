@@ -138,5 +138,7 @@ async def test_spy_that_never_connects_delays_the_caller_only_the_bounded_wait(
     assert 1.9 < waited < 4.0  # first_frame_timeout_s = 2.0, then the AGI returns
     assert not any(c.startswith("STREAM FILE") for c in sent)
     assert 'SET VARIABLE RECORDING_STATUS "failed"' in sent
+    assert h.daemon.manager is not None
+    await h.daemon.manager.drain()  # the row is written by the metadata writer, after the AGI reply
     [row] = h.rows()
     assert (row.status, row.failure_reason) == ("failed", "no_audio")

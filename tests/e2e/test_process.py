@@ -42,6 +42,7 @@ class DaemonProcess:
             sys.executable, "-m", "recorderd.cli", "run", "--config", str(self.config), "--json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
         )  # fmt: skip
+        _STARTED.append(self)
         assert self.proc.stdout is not None
         async with asyncio.timeout(30):
             while True:
@@ -79,6 +80,20 @@ recipients = ["{recipient}"]
 [defaults]
 inbound = "record"
 """
+
+
+_STARTED: list[DaemonProcess] = []
+
+
+@pytest.fixture(autouse=True)
+async def _kill_leftover_daemons() -> AsyncIterator[None]:
+    """A failed assertion must not leave a daemon process running on the machine."""
+    yield
+    while _STARTED:
+        d = _STARTED.pop()
+        if d.proc is not None and d.proc.returncode is None:
+            d.proc.kill()
+            await d.proc.wait()
 
 
 @pytest.fixture

@@ -31,6 +31,20 @@ def write_config(tmp: Path, recipient: str, extra: str = "") -> Path:
     return cfg
 
 
+# Password hashing and key copies at test cost (the production defaults take about a second each).
+CHEAP_PASSWORDS = "[people.passwords]\nargon2_time_cost = 1\nargon2_memory_kib = 8\nkey_work_factor = 4\n"
+
+
+def key_holder(cfg: Path, identity_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first person, holding a copy of the identity made by 'keys init' (its passphrase is set in
+    $RECORDERD_PASSPHRASE by the caller); playback needs a person, a password and a purpose."""
+    monkeypatch.setenv("RECORDERD_IDENTITY_PASSPHRASE", os.environ["RECORDERD_PASSPHRASE"])
+    monkeypatch.setenv("RECORDERD_NEW_PASSWORD", "boss-password")
+    assert ctl_main(["--config", str(cfg), "users", "add", "boss", "--name", "Boss", "--role", "manager",
+                     "--import-identity", str(identity_file)]) == 0  # fmt: skip
+    monkeypatch.setenv("RECORDERD_PASSWORD", "boss-password")
+
+
 def seed_recording(tmp: Path, recipient: str, seconds: int = 10) -> tuple[Path, bytes]:
     """A finished recording and its catalogue row, as the daemon would leave them."""
     pcm = bytes(range(256)) * (seconds * 16000 // 256)
@@ -69,17 +83,18 @@ def test_keys_init_then_export_audio_round_trip(tmp_path: Path, capsys: pytest.C
     recipient = capsys.readouterr().out.strip()
     assert recipient.startswith("age1") and oct(key.stat().st_mode & 0o777) == "0o600"
     assert ctl_main(["keys", "init", "--out", str(key)]) == 2  # never overwrites a key
-    cfg = write_config(tmp_path, recipient)
+    cfg = write_config(tmp_path, recipient, CHEAP_PASSWORDS)
     _path, pcm = seed_recording(tmp_path, recipient)
+    key_holder(cfg, key, monkeypatch)
     out = tmp_path / "call.wav"
-    assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--identity", str(key),
-                     "--out", str(out)]) == 0  # fmt: skip
+    assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--as", "boss",
+                     "--purpose", "quality check", "--out", str(out)]) == 0  # fmt: skip
     with wave.open(str(out)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.readframes(w.getnframes()) == pcm
-    monkeypatch.setenv("RECORDERD_PASSPHRASE", "wrong")
-    assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--identity", str(key),
-                     "--out", str(tmp_path / "x.wav")]) != 0  # fmt: skip
+    monkeypatch.setenv("RECORDERD_PASSWORD", "wrong password")
+    assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--as", "boss",
+                     "--purpose", "quality check", "--out", str(tmp_path / "x.wav")]) != 0  # fmt: skip
     assert not (tmp_path / "x.wav").exists()
 
 
@@ -87,7 +102,7 @@ def test_flipped_bit_is_named_by_verify_and_by_decryption(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     identity, recipient = generate_identity()
-    cfg = write_config(tmp_path, recipient)
+    cfg = write_config(tmp_path, recipient, CHEAP_PASSWORDS)
     path, _pcm = seed_recording(tmp_path, recipient)
     assert ctl_main(["--config", str(cfg), "verify"]) == 0
     assert "1 file(s) checked, 0 problem(s)" in capsys.readouterr().out
@@ -102,8 +117,9 @@ def test_flipped_bit_is_named_by_verify_and_by_decryption(
     key = tmp_path / "identity.age"
     key.write_bytes(encrypt_passphrase_identity(identity + "\n", "pw", work_factor=10))
     monkeypatch.setenv("RECORDERD_PASSPHRASE", "pw")
-    assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--identity", str(key),
-                     "--out", str(tmp_path / "x.wav")]) == 1  # fmt: skip
+    key_holder(cfg, key, monkeypatch)
+    assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--as", "boss",
+                     "--purpose", "check", "--out", str(tmp_path / "x.wav")]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert "decryption failed" in err and "chunk" in err
     assert not (tmp_path / "x.wav").exists()

@@ -1,0 +1,41 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from support.mosquitto import MOSQUITTO, Mosquitto
+from support.service import Service, Spawn
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free loopback port, anonymous, killed at the end of the test."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto not installed (apt-get install mosquitto; .ci/run installs it)")
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[Spawn]:
+    """Make daemon processes (support.service.Service) that are killed when the test ends."""
+    made: list[Service] = []
+
+    def make(config: Path, env: dict[str, str]) -> Service:
+        made.append(Service(config, env))
+        return made[-1]
+
+    yield make
+    for svc in made:
+        svc.kill()
+        if svc.proc is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(svc.proc.wait(), 10)

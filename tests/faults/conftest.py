@@ -1,0 +1,95 @@
+"""Fault injection: the daemon in-process with the PBX simulator, and a handle on what can break.
+
+Same shape as the e2e harness (tests/e2e/conftest.py), with the knobs faults need: extra config,
+a chosen data directory (a small tmpfs), and the AMI or AudioSocket path through a proxy that can
+reset connections (tests/support/proxy.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from announce import builtin_prompt
+from e2e.conftest import AMI_SECRET, BASE_CONFIG, SPEED, Harness
+from pbx.simulator import PbxSimulator
+from recorderd.config import parse_config
+from recorderd.daemon import Daemon, Endpoints
+from storage.age import generate_identity
+from support.proxy import TcpProxy
+
+# Faults that need room for a whole recording even on a tiny volume: never refuse for disk space
+# here (that path is tests/e2e/test_reaper_live.py), let the write itself fail.
+NO_DISK_GUARD = "\n[retention]\ndisk_refuse_free_mb = 0\ndisk_warn_free_percent = 0\n"
+
+
+@dataclass
+class Faulty:
+    h: Harness
+    ami_proxy: TcpProxy | None  # between the daemon and the simulator's AMI, when asked for
+
+    async def spy_proxy(self) -> TcpProxy:
+        """Route the next spies through a proxy: Asterisk dials what the daemon advertises."""
+        proxy = TcpProxy("127.0.0.1", self.h.endpoints.audiosocket_port)
+        await proxy.start()
+        assert self.h.daemon.manager is not None
+        self.h.daemon.manager.advertise = proxy.address
+        return proxy
+
+
+FaultHarness = Callable[..., Awaitable[Faulty]]
+
+
+@pytest.fixture
+async def fault_harness(tmp_path: Path) -> AsyncIterator[FaultHarness]:
+    """build(extra=TOML, data_dir=Path, ami_proxy=bool) -> Faulty."""
+    stops: list[tuple[asyncio.Event, asyncio.Task[None], PbxSimulator]] = []
+    proxies: list[TcpProxy] = []
+
+    async def build(*, extra: str = "", data_dir: Path | None = None, ami_proxy: bool = False) -> Faulty:
+        root = tmp_path / f"f{len(stops)}"
+        sounds = root / "sounds"
+        (sounds / "recorderd").mkdir(parents=True)
+        shutil.copyfile(builtin_prompt("ja"), sounds / "recorderd" / "announce-ja.wav")
+        identity, recipient = generate_identity()
+        sim = PbxSimulator(
+            agi_host="127.0.0.1", agi_port=0, ami_secret=AMI_SECRET, sounds_dir=sounds, speed=SPEED
+        )
+        await sim.start()
+        ami_port, proxy = sim.ami_port, None
+        if ami_proxy:
+            proxy = TcpProxy("127.0.0.1", sim.ami_port)
+            await proxy.start()
+            proxies.append(proxy)
+            ami_port = proxy.port
+        text = BASE_CONFIG.format(
+            data_dir=data_dir or root / "data",
+            advertise="",
+            ami_enabled="true",
+            ami_port=ami_port,
+            ami_secret=AMI_SECRET,
+            recipient=recipient,
+        )
+        config = parse_config(text + NO_DISK_GUARD + extra)
+        ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
+        daemon = Daemon(config, on_ready=ready.set_result)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        endpoints = await asyncio.wait_for(asyncio.shield(ready), 10)
+        sim.set_agi_target("127.0.0.1", endpoints.agi_port)
+        stops.append((stop, task, sim))
+        await asyncio.wait_for(daemon.ami_up.wait(), 10)
+        return Faulty(Harness(root, config, identity, sim, daemon, endpoints), proxy)
+
+    yield build
+    for stop, task, sim in stops:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await sim.close()
+    for proxy in proxies:
+        await proxy.close()
