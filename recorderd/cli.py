@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -20,6 +22,7 @@ from recorderd import logs
 from recorderd.config import ConfigError, load_config
 from recorderd.daemon import Daemon, StartupError
 from recorderd.policy import describe
+from recorderd.sdnotify import Notifier
 
 DEFAULT_CONFIG = "/etc/recorderd/recorderd.toml"
 log = structlog.get_logger("recorderd")
@@ -27,18 +30,24 @@ log = structlog.get_logger("recorderd")
 
 async def _serve(config_path: Path) -> None:
     config = load_config(config_path)
-    daemon = Daemon(config)
+    notifier = Notifier.from_environment()  # a no-op outside systemd
+    daemon = Daemon(config, notifier=notifier, on_ready=lambda _endpoints: freeze_startup_objects())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def reload() -> None:
+        notifier.reloading()
         try:
             new = load_config(config_path)
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc), kept="previous configuration")
+            notifier.reloaded()
             return
+        if (new.mqtt, new.monitoring) != (daemon.config.mqtt, daemon.config.monitoring):
+            log.warning("reload_partial", detail="[mqtt] and [monitoring] changes apply at the next restart")
         daemon.reload(new)
         log.info("reloaded", lines=len(new.lines))
+        notifier.reloaded()
 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -46,10 +55,40 @@ async def _serve(config_path: Path) -> None:
     await daemon.run(stop)
 
 
+def freeze_startup_objects() -> None:
+    """Once READY: keep start-up's objects (modules, models, configuration) out of every later full
+    garbage collection. A full collection stops the event loop; with 2,000 calls live it took
+    ~3x longer with them (docs/PERFORMANCE.md). Only for the daemon's own process (not in tests)."""
+    gc.collect()
+    gc.freeze()
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the daemon's event loop (one place, so benchmarks run exactly what ``run`` runs).
+
+    asyncio's own loop by default; ``RECORDERD_EVENT_LOOP=uvloop`` picks uvloop (the optional
+    ``uvloop`` extra), about a quarter less event-loop CPU per frame (docs/PERFORMANCE.md).
+    """
+    choice = os.environ.get("RECORDERD_EVENT_LOOP", "asyncio")
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise ConfigError(
+                "RECORDERD_EVENT_LOOP=uvloop, but uvloop is not installed (pip install 'recorderd[uvloop]')"
+            ) from exc
+        factory = uvloop.new_event_loop
+    elif choice != "asyncio":
+        raise ConfigError(f"RECORDERD_EVENT_LOOP={choice!r}: expected 'asyncio' or 'uvloop'")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     logs.configure(json=True if args.json else None)
     try:
-        asyncio.run(_serve(Path(args.config)))
+        run_event_loop(_serve(Path(args.config)))
     except (ConfigError, StartupError) as exc:
         log.error("startup_failed", error=str(exc))
         print(f"recorderd: {exc}", file=sys.stderr)

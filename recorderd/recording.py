@@ -23,6 +23,10 @@ log = structlog.get_logger("recorderd.recording")
 
 FLUSH_BYTES = 64 * 1024  # one age STREAM chunk of plaintext: about 4 s of 8 kHz audio
 BYTES_PER_SECOND = 16000  # slin16, 8 kHz, mono
+# The AudioSocket listener wakes for a call once 10 frames (200 ms, 3 + 320 bytes each) wait in
+# the kernel, not for every 20 ms frame: one recv() and one handler call for ten frames. Audio is
+# durable in ~4 s steps (FLUSH_BYTES) anyway; see docs/PERFORMANCE.md for what it buys.
+READ_LOW_WATER = 10 * (3 + 320)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +42,17 @@ class RecordingResult:
 class Recording:
     """An AudioSocket handler (see pbx.audiosocket.server) that stores what it hears."""
 
-    def __init__(self, call_id: str, final_path: Path, recipients: list[str], pool: DiskPool) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        final_path: Path,
+        recipients: list[str],
+        pool: DiskPool,
+        *,
+        call_log: structlog.typing.FilteringBoundLogger | None = None,  # bound: call id, masked numbers
+    ) -> None:
         self.call_id = call_id
+        self._log = call_log or log.bind(call_id=call_id)
         self.final_path = final_path
         self._pool = pool
         self._buf = bytearray()
@@ -64,7 +77,7 @@ class Recording:
             self._disk_error = f"disk: {exc.strerror or exc}"
             raise
 
-    def _write(self, pcm_le: bytes) -> None:
+    def _write(self, pcm_le: bytes | bytearray) -> None:
         if self._writer is None or self._disk_error is not None:
             return
         try:
@@ -98,8 +111,8 @@ class Recording:
     def _flush(self) -> None:
         if not self._buf:
             return
-        data = bytes(self._buf)
-        self._buf.clear()
+        # Hand the buffer itself over (the loop never touches it again) rather than a copy of it.
+        data, self._buf = self._buf, bytearray()
         self._last = self._pool.submit(self.call_id, lambda: self._write(data))
         self._last.add_done_callback(self._check_write)
 
@@ -107,7 +120,7 @@ class Recording:
         exc = fut.exception()
         if exc is not None:
             # Called from the disk thread: log there, the seal step reports it to the call.
-            log.error("recording_write_failed", call_id=self.call_id, error=str(exc))
+            self._log.error("recording_write_failed", error=str(exc))
 
     def connection_closed(self, error: str | None) -> None:
         """The spy ended: orderly EOF (``None``) or an error. Seal in the background."""

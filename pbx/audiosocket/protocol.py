@@ -79,7 +79,7 @@ class AudioSocketParser:
     def uuid(self) -> uuid.UUID | None:
         return self._uuid
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; ``b""`` means the peer closed (the hangup)."""
         if self._eof:
             if data:
@@ -137,6 +137,32 @@ class AudioSocketParser:
             return PeerError(payload[0] if payload else None)
         self._done = True  # KIND_HANGUP
         return Hangup(eof=False)
+
+    def take_audio(self) -> bytes:
+        """The payloads of every complete, well-formed audio frame at the front of the buffer,
+        joined in order (``b""`` if the next message is anything else or still incomplete).
+
+        The batch alternative to one ``Audio`` event per frame: one call, one bytes object, for all
+        the frames a recv() brought. Whatever is not a whole valid audio frame is left in place for
+        ``next_event()``, which reports it (or its error) exactly as it always does.
+        """
+        if self._done or self._uuid is None:
+            return b""
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        limit = self._max_payload
+        parts = []
+        while end - pos >= 3 and buf[pos] == KIND_AUDIO:
+            length = (buf[pos + 1] << 8) | buf[pos + 2]
+            stop = pos + 3 + length
+            if length > limit or length & 1 or stop > end:
+                break
+            parts.append(buf[pos + 3 : stop])
+            pos = stop
+        if not parts:
+            return b""
+        self._pos = pos
+        return b"".join(parts)
 
     def events(self) -> Iterator[Event]:
         """Every event available now (NEED_DATA excluded); stops after a Hangup."""

@@ -5,17 +5,26 @@ callback per frame is the cheapest path from the socket to the recorder.
 Per connection: wait for the UUID (bounded), ask ``on_connect`` for a handler, then pass every
 audio payload to it. The handler's ``connection_closed`` is called exactly once, whatever ends
 the connection, so it can always seal its recording.
+
+Two options trade a little latency for far less work per frame when thousands of calls stream at
+once (see docs/PERFORMANCE.md): ``coalesce_audio`` hands the handler all the frames one read
+brought as one payload (one call instead of one per frame), and ``read_low_water`` asks the kernel
+(SO_RCVLOWAT) to wake us only once that many bytes are queued, so one recv() carries several
+frames instead of one. It is set only after the first audio frame, so the first frame (which a
+call may be waiting for) is never held back; EOF and errors always wake us at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import typing
 import uuid
 from collections.abc import Callable
 
 from pbx.audiosocket.protocol import (
+    NEED_DATA,
     Audio,
     AudioSocketParser,
     Dtmf,
@@ -28,10 +37,13 @@ from pbx.errors import PeerProtocolError
 
 log = logging.getLogger("pbx.audiosocket")
 
+_READ_BUFFER = 64 * 1024
+
 
 class AudioSocketHandler(typing.Protocol):
     def audio_received(self, payload: bytes) -> None:
-        """One slin payload (normally 320 bytes = 20 ms). Must not block: it runs on the loop."""
+        """One slin payload (normally 320 bytes = 20 ms), or with ``coalesce_audio`` the payloads of
+        consecutive frames joined, in order. Must not block: it runs on the loop."""
 
     def connection_closed(self, error: str | None) -> None:
         """Called once. None: orderly end (peer EOF/hangup, or our ``hangup()``); else a reason."""
@@ -57,7 +69,10 @@ class AudioSocketPeer:
 OnConnect = Callable[[uuid.UUID, AudioSocketPeer], AudioSocketHandler | None]
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
+    """asyncio reads straight into the server's read buffer (recv_into): no new bytes object of
+    ``max_size`` (256 KiB) per read, which costs more than the read itself (docs/PERFORMANCE.md)."""
+
     def __init__(self, server: AudioSocketServer) -> None:
         self._server = server
         self._parser = AudioSocketParser(server._max_payload)
@@ -66,18 +81,30 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._ended = False
         self._end_reason: str | None = None
+        self._coalesce = server._coalesce_audio
+        self._low_water = server._read_low_water  # applied once, when the first audio arrives
         self.peername = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance.
+        self._transport = typing.cast(asyncio.Transport, transport)
         addr = transport.get_extra_info("peername")
         self.peername = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         self._server._connections.add(self)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._server._uuid_timeout, self._uuid_timeout)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._ended:
+            return
+        self._parser.receive_data(self._server._read_buffer[:nbytes])  # copied: the buffer is shared
+        self._drain()
+
     def data_received(self, data: bytes) -> None:
+        """The same for a caller that hands us bytes (not used by asyncio's transports)."""
         if self._ended:
             return
         self._parser.receive_data(data)
@@ -122,6 +149,9 @@ class _Connection(asyncio.Protocol):
         transport.close()
 
     def _drain(self) -> None:
+        if self._coalesce:
+            self._drain_coalesced()
+            return
         try:
             for event in self._parser.events():
                 if type(event) is Audio:
@@ -143,6 +173,52 @@ class _Connection(asyncio.Protocol):
         except Exception as exc:
             log.exception("AudioSocket %s: handler failed", self.peername)
             self.end(f"handler error: {exc!r}", abort=True)
+
+    def _drain_coalesced(self) -> None:
+        parser = self._parser
+        try:
+            while True:
+                handler = self._handler
+                if handler is not None:
+                    audio = parser.take_audio()
+                    if audio:
+                        handler.audio_received(audio)
+                        if self._ended:
+                            return
+                        if self._low_water:
+                            self._apply_low_water()
+                event = parser.next_event()
+                if event is NEED_DATA:
+                    return
+                if type(event) is Audio:  # a lone frame take_audio left: only before the handler
+                    if self._handler is not None:
+                        self._handler.audio_received(event.payload)
+                elif isinstance(event, Identified):
+                    self._identified(event.uuid)
+                elif isinstance(event, Hangup):
+                    self.end(None)
+                elif isinstance(event, PeerError):
+                    log.warning("AudioSocket %s: peer reported error code %s", self.peername, event.code)
+                elif isinstance(event, Dtmf):
+                    log.debug("AudioSocket %s: DTMF %r ignored", self.peername, event.digit)
+                if self._ended:
+                    return
+        except PeerProtocolError as exc:
+            log.warning("AudioSocket %s: protocol error: %s", self.peername, exc)
+            self.end(f"protocol error: {exc}", abort=True)
+        except Exception as exc:
+            log.exception("AudioSocket %s: handler failed", self.peername)
+            self.end(f"handler error: {exc!r}", abort=True)
+
+    def _apply_low_water(self) -> None:
+        low_water, self._low_water = self._low_water, 0
+        sock = self._transport.get_extra_info("socket") if self._transport is not None else None
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, low_water)
+        except OSError as exc:  # not fatal: we only read more often
+            log.debug("AudioSocket %s: SO_RCVLOWAT not set: %s", self.peername, exc)
 
     def _identified(self, u: uuid.UUID) -> None:
         if self._timer is not None:
@@ -168,10 +244,24 @@ class _Connection(asyncio.Protocol):
 
 
 class AudioSocketServer:
-    def __init__(self, on_connect: OnConnect, *, max_payload: int = 4096, uuid_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        on_connect: OnConnect,
+        *,
+        max_payload: int = 4096,
+        uuid_timeout: float = 5.0,
+        coalesce_audio: bool = False,
+        read_low_water: int = 0,
+    ) -> None:
+        if read_low_water < 0:
+            raise ValueError("read_low_water must be >= 0")
         self._on_connect = on_connect
         self._max_payload = max_payload
         self._uuid_timeout = uuid_timeout
+        self._coalesce_audio = coalesce_audio
+        self._read_low_water = read_low_water
+        # One read buffer for every connection: each read is parsed (and copied) before the next.
+        self._read_buffer = memoryview(bytearray(_READ_BUFFER))
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
 

@@ -1,0 +1,71 @@
+"""A tiny run of every benchmark (seconds, not minutes), so they keep working. Not performance tests:
+the assertions are about sane output (frames counted and all stored, sections written), never
+about timings, which depend on the machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import concurrent_calls, encryption, startup
+from bench.common import Section, percentile, write_section
+from bench.profile_summary import summarise
+
+pytestmark = pytest.mark.slow
+
+
+def test_concurrent_calls_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    args = ["--calls", "4,8", "--seconds", "1", "--settle", "1", "--rate", "50", "--doc", str(doc), "--json"]
+    assert concurrent_calls.main(args) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["calls"] for r in results] == [4, 8]
+    for r in results:
+        assert r["established"] == r["calls"] == r["completed_rows"]
+        assert r["generated"] > 50 * r["calls"]  # every call streamed for > 1 s
+        assert r["stored"] == r["generated"] and r["lost"] == 0
+        assert r["misordered_files"] == r["unreadable_files"] == 0
+        assert 0 < r["rss"] < 2048 and r["daemon_cpu"] >= 0
+    text = doc.read_text()
+    assert "<!-- bench:concurrent_calls:start -->" in text and "Largest N that keeps up" in text
+
+
+def test_encryption_smoke(tmp_path: Path) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    assert (
+        encryption.main(["--hours", "0.005", "--repeat", "1", "--dir", str(tmp_path), "--doc", str(doc)]) == 0
+    )
+    text = doc.read_text()
+    assert "vault / raw" in text and "ChaCha20-Poly1305" in text
+    assert not [p for p in tmp_path.iterdir() if p != doc]  # its files are cleaned up
+
+
+def test_startup_smoke(tmp_path: Path) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    assert startup.main(["--runs", "1", "--calls", "3", "--seconds", "1", "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "to READY" in text and "Per active call" in text and "0 frames lost" in text
+
+
+def test_doc_sections_are_replaced_not_appended(tmp_path: Path) -> None:
+    doc = tmp_path / "P.md"
+    doc.write_text("# Performance\n\nprose stays\n")
+    write_section(Section("x", "first", "0.00 0.00 0.00"), doc)
+    write_section(Section("y", "other", "0.00 0.00 0.00"), doc)
+    write_section(Section("x", "second", "0.00 0.00 0.00"), doc)
+    text = doc.read_text()
+    assert "prose stays" in text and "second" in text and "other" in text and "first" not in text
+    assert text.index("bench:x:start") < text.index("bench:y:start")
+
+
+def test_helpers(tmp_path: Path) -> None:
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(100)], 99) == 98.0
+    stacks = tmp_path / "p.txt"
+    stacks.write_text(
+        "thread (1): MainThread;main (a.py:1);recv (b.py:2) 3\nthread (1): MainThread;main (a.py:1) 1\n"
+    )
+    out = summarise(stacks)
+    assert "75.0 %  recv (b.py)" in out and "100.0 %  main (a.py)" in out

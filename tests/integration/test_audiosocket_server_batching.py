@@ -1,0 +1,136 @@
+"""The AudioSocket server's batch mode over real loopback TCP: ``coalesce_audio`` + ``read_low_water``
+(SO_RCVLOWAT), as the daemon runs it, on asyncio's loop and, where installed, on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbx.audiosocket.protocol import Audio, AudioSocketParser, encode_audio, encode_uuid
+from pbx.audiosocket.server import AudioSocketPeer, AudioSocketServer
+from support.captures import audiosocket_captures, sidecar
+
+LOW_WATER = 10 * 323
+LOOPS = ["asyncio", "uvloop"]
+
+
+class Batches:
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.got = asyncio.Event()
+        self.closed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+    def audio_received(self, payload: bytes) -> None:
+        self.payloads.append(payload)
+        self.got.set()
+
+    def connection_closed(self, error: str | None) -> None:
+        assert not self.closed.done()
+        self.closed.set_result(error)
+
+
+def run_on(loop_name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    if loop_name == "uvloop":
+        if importlib.util.find_spec("uvloop") is None:
+            pytest.skip("uvloop is not installed (optional extra)")
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(main(), 20))
+
+
+class Handlers:
+    """on_connect: one ``Batches`` per UUID; ``get`` waits until that UUID has connected."""
+
+    def __init__(self) -> None:
+        self.by_uuid: dict[uuid.UUID, Batches] = {}
+        self.arrived: dict[uuid.UUID, asyncio.Event] = {}
+
+    def __call__(self, u: uuid.UUID, peer: AudioSocketPeer) -> Batches:
+        self.by_uuid[u] = Batches()
+        self.arrived.setdefault(u, asyncio.Event()).set()
+        return self.by_uuid[u]
+
+    async def get(self, u: uuid.UUID) -> Batches:
+        await self.arrived.setdefault(u, asyncio.Event()).wait()
+        return self.by_uuid[u]
+
+
+async def _server(handlers: Handlers) -> AudioSocketServer:
+    server = AudioSocketServer(handlers, coalesce_audio=True, read_low_water=LOW_WATER)
+    await server.start("127.0.0.1", 0)
+    return server
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_first_frame_at_once_then_batches_and_the_tail_at_eof(loop_name: str) -> None:
+    async def main() -> None:
+        handlers = Handlers()
+        server = await _server(handlers)
+        u = uuid.uuid4()
+        frames = [bytes([i]) * 320 for i in range(33)]
+        _r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        w.write(encode_uuid(u) + encode_audio(frames[0]))
+        h = await handlers.get(u)
+        await h.got.wait()  # the first frame is never held back (a call may wait for it)
+        assert h.payloads == [frames[0]]
+        for f in frames[1:5]:  # below the low-water mark: the kernel keeps them
+            w.write(encode_audio(f))
+            await w.drain()
+        await asyncio.sleep(0.2)
+        assert len(h.payloads) == 1
+        for f in frames[5:30]:  # past it: delivered in batches, in order
+            w.write(encode_audio(f))
+        await w.drain()
+        for _ in range(200):
+            if sum(len(p) for p in h.payloads) >= 20 * 320:
+                break
+            await asyncio.sleep(0.01)
+        assert len(h.payloads) < 20  # batched, not one call per frame
+        w.write(b"".join(encode_audio(f) for f in frames[30:]))  # a tail below the mark, then EOF
+        w.write_eof()
+        assert await h.closed is None
+        assert b"".join(h.payloads) == b"".join(frames)
+        w.close()
+        await server.close()
+
+    run_on(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_captures_whole_over_tcp(loop_name: str) -> None:
+    captures: list[Path] = audiosocket_captures()
+
+    async def main() -> None:
+        handlers = Handlers()
+        server = await _server(handlers)
+        for path in captures:
+            data = path.read_bytes()
+            _r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            pos = 0
+            for _t, n in sidecar(path)["recv"]:  # Asterisk's real chunking, without its pauses
+                w.write(data[pos : pos + n])
+                pos += n
+            await w.drain()
+            w.write_eof()
+            u = uuid.UUID(sidecar(path)["uuid"])
+            batches = await handlers.get(u)
+            assert await batches.closed is None
+            parser = AudioSocketParser()
+            parser.receive_data(data)
+            parser.receive_data(b"")
+            expected = b"".join(e.payload for e in parser.events() if isinstance(e, Audio))
+            assert b"".join(batches.payloads) == expected
+            assert len(expected) == 320 * sidecar(path)["frame_count"]
+            w.close()
+        await server.close()
+
+    run_on(loop_name, main)
