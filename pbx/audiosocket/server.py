@@ -149,24 +149,15 @@ class _Connection(asyncio.BufferedProtocol):
         transport.close()
 
     def _drain(self) -> None:
-        if self._coalesce:
-            self._drain_coalesced()
-            return
+        """Hand every complete message to the handler; a bad peer or handler ends only this link."""
         try:
-            for event in self._parser.events():
-                if type(event) is Audio:
-                    if self._handler is not None:
-                        self._handler.audio_received(event.payload)
-                elif isinstance(event, Identified):
-                    self._identified(event.uuid)
-                elif isinstance(event, Hangup):
-                    self.end(None)
-                elif isinstance(event, PeerError):
-                    log.warning("AudioSocket %s: peer reported error code %s", self.peername, event.code)
-                elif isinstance(event, Dtmf):
-                    log.debug("AudioSocket %s: DTMF %r ignored", self.peername, event.digit)
-                if self._ended:
-                    return
+            if self._coalesce:
+                self._drain_coalesced()
+            else:
+                for event in self._parser.events():
+                    self._dispatch(event)
+                    if self._ended:
+                        return
         except PeerProtocolError as exc:
             log.warning("AudioSocket %s: protocol error: %s", self.peername, exc)
             self.end(f"protocol error: {exc}", abort=True)
@@ -174,41 +165,37 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("AudioSocket %s: handler failed", self.peername)
             self.end(f"handler error: {exc!r}", abort=True)
 
+    def _dispatch(self, event: object) -> None:
+        if type(event) is Audio:
+            if self._handler is not None:
+                self._handler.audio_received(event.payload)
+        elif isinstance(event, Identified):
+            self._identified(event.uuid)
+        elif isinstance(event, Hangup):
+            self.end(None)
+        elif isinstance(event, PeerError):
+            log.warning("AudioSocket %s: peer reported error code %s", self.peername, event.code)
+        elif isinstance(event, Dtmf):
+            log.debug("AudioSocket %s: DTMF %r ignored", self.peername, event.digit)
+
     def _drain_coalesced(self) -> None:
         parser = self._parser
-        try:
-            while True:
-                handler = self._handler
-                if handler is not None:
-                    audio = parser.take_audio()
-                    if audio:
-                        handler.audio_received(audio)
-                        if self._ended:
-                            return
-                        if self._low_water:
-                            self._apply_low_water()
-                event = parser.next_event()
-                if event is NEED_DATA:
-                    return
-                if type(event) is Audio:  # a lone frame take_audio left: only before the handler
-                    if self._handler is not None:
-                        self._handler.audio_received(event.payload)
-                elif isinstance(event, Identified):
-                    self._identified(event.uuid)
-                elif isinstance(event, Hangup):
-                    self.end(None)
-                elif isinstance(event, PeerError):
-                    log.warning("AudioSocket %s: peer reported error code %s", self.peername, event.code)
-                elif isinstance(event, Dtmf):
-                    log.debug("AudioSocket %s: DTMF %r ignored", self.peername, event.digit)
-                if self._ended:
-                    return
-        except PeerProtocolError as exc:
-            log.warning("AudioSocket %s: protocol error: %s", self.peername, exc)
-            self.end(f"protocol error: {exc}", abort=True)
-        except Exception as exc:
-            log.exception("AudioSocket %s: handler failed", self.peername)
-            self.end(f"handler error: {exc!r}", abort=True)
+        while True:
+            handler = self._handler
+            if handler is not None:
+                audio = parser.take_audio()
+                if audio:
+                    handler.audio_received(audio)
+                    if self._ended:
+                        return
+                    if self._low_water:
+                        self._apply_low_water()
+            event = parser.next_event()
+            if event is NEED_DATA:
+                return
+            self._dispatch(event)  # a lone frame take_audio left (only before the handler), or control
+            if self._ended:
+                return
 
     def _apply_low_water(self) -> None:
         low_water, self._low_water = self._low_water, 0
