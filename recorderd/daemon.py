@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pbx.ami.client import AmiClient
 from pbx.audiosocket.server import AudioSocketServer
 from recorderd.calls import CallManager
 from recorderd.config import Config, ConfigError
-from recorderd.diskpool import DiskPool
+from recorderd.diskpool import DISK_THREADS, DiskPool
 from recorderd.events import Events
 from recorderd.metadata import MetadataWriter, utcnow
 from recorderd.people_config import config_summary
@@ -123,7 +122,7 @@ class Daemon:
         except Exception as exc:
             raise StartupError(f"database {config.db_url}: {exc}") from exc
         report = recover(sessions, config.data_dir)
-        pool = DiskPool(threads=min(8, (os.cpu_count() or 2) * 2))
+        pool = DiskPool(threads=DISK_THREADS)
         writer = MetadataWriter(sessions, on_stall=self._writer_stalled)
         writer.note("config_loaded", **config_summary(config, "start"))  # R8: config changes are ledgered
         self._writer = writer

@@ -1,4 +1,4 @@
-"""A few threads that do the slow disk work (encrypt, write, fsync) for every recording.
+"""A pool of threads that do the slow disk work (encrypt, write, fsync) for every recording.
 
 Each recording is pinned to one thread, so its chunks are written in order without locks, and the
 event loop only appends bytes to a buffer. fsync of one call never delays another call's frames.
@@ -14,6 +14,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# The daemon's pool size, whatever the number of cores: a disk thread spends its time waiting (for
+# fsync, and for the GIL between its system calls while the event loop holds it), not computing.
+# With 3,000 calls on one core, 4 threads let blocks queue for seconds, 16 kept it to tens of ms
+# (docs/PERFORMANCE.md).
+DISK_THREADS = 16
 
 _STOP = object()
 
