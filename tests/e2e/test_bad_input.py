@@ -135,7 +135,7 @@ async def test_spy_that_never_connects_delays_the_caller_only_the_bounded_wait(
         {"EXEC": b"200 result=0\n", "GET VARIABLE ORIGINATE_STATUS": b"200 result=1 (SUCCESS)\n"},
     )
     waited = loop.time() - t0
-    assert 1.9 < waited < 4.0  # first_frame_timeout_s = 2.0, then the AGI returns
+    assert 1.9 < waited < 6.0  # first_frame_timeout_s = 2.0, then the AGI returns (slack for a busy CI)
     assert not any(c.startswith("STREAM FILE") for c in sent)
     assert 'SET VARIABLE RECORDING_STATUS "failed"' in sent
     assert h.daemon.manager is not None
