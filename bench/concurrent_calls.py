@@ -427,6 +427,7 @@ def run_one(
     env = dict(os.environ, RECORDERD_EVENT_LOOP=loop_name, PYTHONPATH=path)
     cmd = [sys.executable, "-m", "bench.daemon_proc", str(config), "--log", str(config.with_suffix(".log")),
            "--probes", str(probes)]  # fmt: skip
+    stuck = False
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, env=env, cwd=REPO, preexec_fn=lambda: pin({DAEMON_CORE}) and None
     )
@@ -471,7 +472,14 @@ def run_one(
         _wait_sealed(data_dir, result.established, timeout=120)
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # reported below; never leave it running
+            proc.kill()
+            proc.wait()
+            stuck = True
+    if stuck:
+        raise RuntimeError(f"N={n}: the daemon did not exit within 60 s of SIGTERM (killed)")
     samples: dict[str, list[list[int]]] = json.loads(probes.read_text())
     result.arrival, result.samples = _stats(samples["arrival"], t0, t1)
     result.handoff, _ = _stats(samples["handoff"], t0, t1)

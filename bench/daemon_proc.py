@@ -13,6 +13,10 @@ the first 8 bytes of every frame's payload, so the daemon knows how old each fra
   frame of one call in ten (the other calls pay nothing);
 * ``handoff``: for the frame that completes a 64 KiB block, sent → the disk thread starts on it;
 * ``durable``: for that same frame, sent → its age chunk is encrypted, written and fsynced.
+
+Also timed: every full garbage collection, and one forced on SIGUSR1 (with the calls live).
+Development knobs, never used for the published figures: ``BENCH_AUDIOSOCKET`` (server options),
+``BENCH_SWITCH_INTERVAL`` (``sys.setswitchinterval``), ``BENCH_DISK_THREADS`` (disk pool size).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 from pbx.audiosocket import server as server_mod
 from recorderd import daemon as daemon_mod
+from recorderd import diskpool as diskpool_mod
 from recorderd import logs, recording
 from recorderd.config import load_config
 from recorderd.daemon import Daemon, Endpoints
@@ -169,7 +174,7 @@ def main() -> int:
         if os.environ.get("BENCH_SWITCH_INTERVAL"):  # development only
             sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
         if os.environ.get("BENCH_DISK_THREADS"):  # development only
-            real_pool = daemon_mod.DiskPool
+            real_pool = diskpool_mod.DiskPool
             n = int(os.environ["BENCH_DISK_THREADS"])
             setattr(daemon_mod, "DiskPool", lambda threads=4, **kw: real_pool(n, **kw))  # noqa: B010
         install_overrides()

@@ -67,7 +67,7 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run the daemon's event loop (one place, so benchmarks run exactly what ``run`` runs).
 
     asyncio's own loop by default; ``RECORDERD_EVENT_LOOP=uvloop`` picks uvloop (the optional
-    ``uvloop`` extra), about a quarter less event-loop CPU per frame (docs/PERFORMANCE.md).
+    ``uvloop`` extra; measured in docs/PERFORMANCE.md: no clear gain over asyncio's loop now).
     """
     choice = os.environ.get("RECORDERD_EVENT_LOOP", "asyncio")
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from recorderd.diskpool import DiskPool
+from recorderd.diskpool import DiskPool, loop_caller
 from storage.audio import au_header, slin_to_au_payload
 from storage.vault import AgeWriter
 
@@ -62,6 +62,7 @@ class Recording:
         self._closed = False
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._caller = loop_caller(loop)
         self.first_frame: asyncio.Future[float] = loop.create_future()
         self.done: asyncio.Future[RecordingResult] = loop.create_future()
         self._writer: AgeWriter | None = None
@@ -141,7 +142,7 @@ class Recording:
             result = fut.result()
         else:
             result = RecordingResult(_part(self.final_path), False, None, None, 0.0, f"seal failed: {exc}")
-        self._loop.call_soon_threadsafe(self._resolve, result)
+        self._caller.call(self._resolve, result)  # batched: see LoopCaller
 
     def _resolve(self, result: RecordingResult) -> None:
         if not self.done.done():
