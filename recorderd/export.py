@@ -315,25 +315,28 @@ def _build(
     )
 
 
+def _record_follow_up(
+    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str,
+    kind: str, action: str, detail: dict[str, str],
+) -> None:  # fmt: skip
+    """Ledger what happened to an existing export copy, by someone allowed to handle exports."""
+    people.require(actor, "export", action=action)
+    if not requests(sessions, request_id):
+        raise AccessError(f"no export {request_id}")
+    ledger.append_committed(sessions, kind, actor.id, subject=request_id, detail=detail)
+
+
 def provide(
     sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str, to: str, medium: str
 ) -> None:
     """The copy was handed over (Matsumoto's 提供)."""
-    people.require(actor, "export", action="record a provision")
-    if not requests(sessions, request_id):
-        raise AccessError(f"no export {request_id}")
-    ledger.append_committed(
-        sessions, "provided", actor.id, subject=request_id, detail={"to": to, "medium": medium}
-    )
+    _record_follow_up(sessions, people, actor, request_id, "provided", "record a provision",
+                      {"to": to, "medium": medium})  # fmt: skip
 
 
 def dispose(
     sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str, how: str, note: str
 ) -> None:
     """The copy was returned, deleted or destroyed (Matsumoto's 廃棄; Saitama's retention end)."""
-    people.require(actor, "export", action="record a disposal")
-    if not requests(sessions, request_id):
-        raise AccessError(f"no export {request_id}")
-    ledger.append_committed(
-        sessions, "export_disposed", actor.id, subject=request_id, detail={"how": how, "note": note}
-    )
+    _record_follow_up(sessions, people, actor, request_id, "export_disposed", "record a disposal",
+                      {"how": how, "note": note})  # fmt: skip
