@@ -233,6 +233,7 @@ _INTENT = (
 def _apply(s: Session, done: Sequence[tuple[Any, str | None]], now: dt.datetime) -> None:
     """Record finished operations: the rows they change, and one retention log entry each."""
     deleted, moved, destroyed = [], [], []
+    events: list[retention_log.Event] = []
     for it, note in done:
         detail = json.loads(it.detail) | {"path": it.path}
         if note:
@@ -261,16 +262,9 @@ def _apply(s: Session, done: Sequence[tuple[Any, str | None]], now: dt.datetime)
                 }
             )
             detail["to"] = it.dst
-        retention_log.append(
-            s,
-            at=now,
-            action=it.action,
-            actor=it.actor,
-            call_id=it.call_id,
-            rule=it.rule,
-            reference=it.reference,
-            detail=detail,
-        )
+        event = retention_log.Event(now, it.action, it.actor, it.call_id, it.rule, it.reference, detail)
+        events.append(event)
+    retention_log.append_many(s, events)
     for model, values in ((Call, deleted), (Call, moved), (Preservation, destroyed)):
         if values:
             s.execute(update(model), values)  # by primary key, one statement per batch

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,17 +36,19 @@ __all__ = [
     "Entry",
     "LedgerConflict",
     "LedgerUnavailable",
+    "NewEntry",
     "Problem",
     "Report",
     "append",
     "append_committed",
+    "append_many",
     "canonical",
     "chain_hash",
     "entries",
     "entry_from_json",
     "head",
     "make_checkpoint",
-    "retention_event",
+    "retention_entry",
     "verify",
     "verify_excerpt",
 ]
@@ -147,6 +149,18 @@ def _entry(row: LedgerRow) -> Entry:
     )
 
 
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append: what ``append`` takes, for ``append_many``."""
+
+    kind: str
+    actor: str
+    call_id: str | None = None
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: dt.datetime | None = None
+
+
 def append(
     session: Session,
     kind: str,
@@ -158,34 +172,39 @@ def append(
     at: dt.datetime | None = None,
 ) -> Entry:
     """Append inside ``session``'s transaction (the caller commits). LedgerConflict on a lost race."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown ledger kind {kind!r}")
-    when = _timestamp(at or dt.datetime.now(dt.UTC))
-    payload = dict(detail or {})
+    return append_many(session, [NewEntry(kind, actor, call_id, subject, dict(detail or {}), at)])[0]
+
+
+def append_many(session: Session, new: Sequence[NewEntry]) -> list[Entry]:
+    """Append ``new`` in order, inside ``session``'s transaction: one read of the tail, one INSERT.
+
+    A retention pass logs thousands of deletions per transaction; one tail query and one flush per
+    entry made the ledger most of a pass's time (docs/PERFORMANCE.md, retention at scale).
+    """
+    for n in new:
+        if n.kind not in KINDS:
+            raise ValueError(f"unknown ledger kind {n.kind!r}")
+    if not new:
+        return []
     last = session.execute(select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1))
     tail = last.first()
     seq, prev = (tail[0] + 1, tail[1]) if tail else (1, GENESIS)
-    body = canonical(seq, when, kind, actor, call_id, subject, payload)
-    digest = chain_hash(prev, body)
-    row = LedgerRow(
-        seq=seq,
-        at=when,
-        kind=kind,
-        actor=actor,
-        call_id=call_id,
-        subject=subject,
-        detail=_dumps(payload),
-        prev_hash=prev,
-        hash=digest,
-    )
-    session.add(row)
+    entries, rows = [], []
+    for n in new:
+        when = _timestamp(n.at or dt.datetime.now(dt.UTC))
+        payload = dict(n.detail)
+        digest = chain_hash(prev, canonical(seq, when, n.kind, n.actor, n.call_id, n.subject, payload))
+        entry = Entry(seq, when, n.kind, n.actor, n.call_id, n.subject, payload, prev, digest)
+        entries.append(entry)
+        rows.append(entry.to_json() | {"detail": _dumps(payload)})
+        seq, prev = seq + 1, digest
     try:
-        session.flush()
+        session.execute(insert(LedgerRow), rows)
     except IntegrityError as exc:
         if "ledger" not in str(exc.orig):
             raise  # another table's constraint: not ours to retry
         raise LedgerConflict(str(exc.orig)) from exc  # a concurrent writer took this seq first
-    return Entry(seq, when, kind, actor, call_id, subject, payload, prev, digest)
+    return entries
 
 
 # The retention log's actions (storage/retention_log.py) and the ledger kind each becomes.
@@ -197,8 +216,7 @@ RETENTION_KINDS = {
 }  # fmt: skip
 
 
-def retention_event(
-    session: Session,
+def retention_entry(
     *,
     at: dt.datetime,
     action: str,
@@ -207,14 +225,12 @@ def retention_event(
     rule: str | None,
     reference: str | None,
     detail: dict[str, Any],
-) -> Entry:
-    """Chain a retention log entry (deletion, move, hold, release, preservation…) into the ledger in the
-    same transaction. storage/retention_log.append calls it, so every path that logs one ledgers it."""
+) -> NewEntry:
+    """The ledger entry of a retention log entry (deletion, move, hold, release, preservation…).
+    storage/retention_log appends both in one transaction, so every path that logs one ledgers it."""
     body = {**detail, "retention_action": action, "rule": rule}
     subject = reference[:64] if reference else None
-    return append(
-        session, RETENTION_KINDS[action], actor[:64], call_id=call_id, subject=subject, detail=body, at=at
-    )
+    return NewEntry(RETENTION_KINDS[action], actor[:64], call_id, subject, body, at)
 
 
 def append_committed(sessions: sessionmaker[Session], kind: str, actor: str, **kw: Any) -> Entry:

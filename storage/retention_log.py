@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from storage import ledger
@@ -43,6 +44,19 @@ def _plain(value: object) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class Event:
+    """One entry to log (``append_many``)."""
+
+    at: dt.datetime
+    action: str
+    actor: str
+    call_id: str | None = None
+    rule: str | None = None
+    reference: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 def append(
     session: Session,
     *,
@@ -53,24 +67,28 @@ def append(
     rule: str | None = None,
     reference: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> RetentionEvent:
+) -> None:
     """Add one entry inside the caller's transaction (so the entry and the change commit together)."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown retention action {action!r}")
-    entry = RetentionEvent(
-        at=at,
-        action=action,
-        actor=actor,
-        call_id=call_id,
-        rule=rule,
-        reference=reference,
-        detail=dumps(detail or {}),
-    )
-    session.add(entry)
-    # The same event in the hash-chained ledger, same transaction (issue 4: R4/R8 tamper evidence).
-    ledger.retention_event(session, at=at, action=action, actor=actor, call_id=call_id, rule=rule,
-                           reference=reference, detail=json.loads(entry.detail))  # fmt: skip
-    return entry
+    append_many(session, [Event(at, action, actor, call_id, rule, reference, dict(detail or {}))])
+
+
+def append_many(session: Session, events: Sequence[Event]) -> None:
+    """Add entries in order inside the caller's transaction, each also chained into the ledger
+    (issue 4: R4/R8 tamper evidence): one INSERT for each table, however many entries."""
+    for e in events:
+        if e.action not in ACTIONS:
+            raise ValueError(f"unknown retention action {e.action!r}")
+    if not events:
+        return
+    rows, chained = [], []
+    for e in events:
+        text = dumps(e.detail)
+        where = {k: v for k, v in vars(e).items() if k != "detail"}  # the columns besides detail
+        rows.append(where | {"detail": text})
+        # The ledger hashes the detail as stored (datetimes as ISO text), so it reads back the same.
+        chained.append(ledger.retention_entry(**where, detail=json.loads(text)))
+    session.execute(insert(RetentionEvent), rows)
+    ledger.append_many(session, chained)
 
 
 def entries(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import ledger, signing
@@ -88,6 +88,57 @@ def test_concurrent_writers_make_one_chain(tmp_path: Path) -> None:
         report = ledger.verify(s)
         assert report.ok and report.checked == 60
         assert sorted(e.actor for e in ledger.entries(s)).count("daemon") == 30
+
+
+def test_a_batch_chains_exactly_as_single_appends(tmp_path: Path) -> None:
+    """append_many (the reaper's thousands of deletions per transaction) writes the very rows that as
+    many appends would: same seqs, same hashes, one chain continuing the existing tail."""
+    batch = [
+        ledger.NewEntry(
+            "deleted", "reaper", f"c{i}", None, {"rule": "31 日", "i": i}, T0 + dt.timedelta(seconds=i)
+        )
+        for i in range(4)
+    ]
+    one_by_one, together = (open_database(f"sqlite:///{tmp_path / n}.db")[1] for n in ("a", "b"))
+    fill(one_by_one, 2)
+    fill(together, 2)
+    with one_by_one.begin() as s:
+        singles = [
+            ledger.append(s, n.kind, n.actor, call_id=n.call_id, detail=n.detail, at=n.at) for n in batch
+        ]
+    with together.begin() as s:
+        batched = ledger.append_many(s, batch)
+        assert ledger.append_many(s, []) == []
+    assert batched == singles and [e.seq for e in batched] == [3, 4, 5, 6]
+    for sessions in (one_by_one, together):
+        with sessions() as s:
+            report = ledger.verify(s)
+            assert report.ok and report.checked == 6 and report.head_hash == batched[-1].hash
+
+
+def test_a_batch_that_lost_the_race_writes_nothing(tmp_path: Path) -> None:
+    """Another process appends between our tail read and our INSERT: LedgerConflict, and after the
+    rollback none of the batch's rows is in the chain (the caller retries on the new tail)."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine, ours = open_database(url)
+    theirs = open_database(url, migrate=False)[1]
+    fill(ours, 1)
+    raced = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def other_writer_first(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("INSERT INTO ledger") and not raced:
+            raced.append(ledger.append_committed(theirs, "played", "recorderctl", at=T0))
+
+    batch = [ledger.NewEntry("deleted", "reaper", f"c{i}", at=T0) for i in range(3)]
+    with pytest.raises(ledger.LedgerConflict, match="ledger"), ours.begin() as s:
+        ledger.append_many(s, batch)
+    with pytest.raises(ValueError, match="unknown ledger kind"), ours.begin() as s:
+        ledger.append_many(s, [ledger.NewEntry("deleted", "r", at=T0), ledger.NewEntry("listened", "x")])
+    with ours() as s:
+        report = ledger.verify(s)
+        assert report.ok and report.checked == 2
+        assert [e.actor for e in ledger.entries(s)] == ["p1", "recorderctl"]
 
 
 @pytest.mark.parametrize(
