@@ -38,15 +38,17 @@ from recorderd import diskpool as diskpool_mod
 from recorderd import logs, recording
 from recorderd.config import load_config
 from recorderd.daemon import Daemon, Endpoints
+from recorderd.sdnotify import Notifier
 
 try:
-    from recorderd.cli import freeze_startup_objects, run_event_loop
-except ImportError:  # a tree from before issue 6 (baseline runs): asyncio's loop, no freeze
+    from recorderd.cli import freeze_startup_objects, reloader, run_event_loop
+except ImportError:  # a tree from before issue 6 (baseline runs): asyncio's loop, no freeze or reload
 
     def freeze_startup_objects() -> None:
         pass
 
     run_event_loop = asyncio.run
+    reloader = None  # type: ignore[assignment]
 
 FRAME = 320
 SAMPLES: dict[str, list[tuple[int, ...]]] = {
@@ -158,7 +160,10 @@ async def serve(config_path: Path) -> None:
         }
         print(json.dumps(line), flush=True)
 
-    await Daemon(config, on_ready=ready).run(stop)
+    daemon = Daemon(config, on_ready=ready)
+    if reloader is not None:  # SIGHUP as `recorderd run` has it (bench.reaper_pass applies a policy so)
+        loop.add_signal_handler(signal.SIGHUP, reloader(config_path, daemon, Notifier.from_environment()))
+    await daemon.run(stop)
 
 
 def main() -> int:

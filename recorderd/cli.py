@@ -34,6 +34,14 @@ async def _serve(config_path: Path) -> None:
     daemon = Daemon(config, notifier=notifier, on_ready=lambda _endpoints: freeze_startup_objects())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reloader(config_path, daemon, notifier))
+    await daemon.run(stop)
+
+
+def reloader(config_path: Path, daemon: Daemon, notifier: Notifier) -> Callable[[], None]:
+    """SIGHUP: read the configuration file again and apply it; a broken file keeps the old one."""
 
     def reload() -> None:
         notifier.reloading()
@@ -49,10 +57,7 @@ async def _serve(config_path: Path) -> None:
         log.info("reloaded", lines=len(new.lines))
         notifier.reloaded()
 
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    await daemon.run(stop)
+    return reload
 
 
 def freeze_startup_objects() -> None:
