@@ -8,6 +8,7 @@ salvages every complete chunk with the key holder's identity.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +32,8 @@ class RecoveryReport:
 
 def recover(sessions: sessionmaker[Session], data_dir: Path) -> RecoveryReport:
     report = RecoveryReport()
-    known: set[str] = set()
     parties: dict[str, dict[str, str | None]] = {}  # for the log lines: every line about a call names it
     with sessions.begin() as session:
-        for path in session.scalars(select(Call.audio_path).where(Call.audio_path.is_not(None))):
-            if path:
-                known.add(path)
-                known.add(path + ".part")
         for row in session.scalars(select(Call).where(Call.status == RECORDING)):
             final = data_dir / row.audio_path if row.audio_path else None
             part = final.with_name(final.name + ".part") if final else None
@@ -60,11 +56,7 @@ def recover(sessions: sessionmaker[Session], data_dir: Path) -> RecoveryReport:
             detail = {"status": INCOMPLETE, "sha256": row.audio_sha256, "bytes": row.audio_bytes,
                       "recovered": "daemon stopped during recording"}  # fmt: skip
             ledger.append(session, "recording_finalised", "recorderd", call_id=row.id, detail=detail)
-    recordings = data_dir / "recordings"
-    if recordings.is_dir():
-        for f in recordings.rglob("*"):
-            if f.is_file() and str(f.relative_to(data_dir)) not in known:
-                report.orphan_files.append(f)
+    report.orphan_files = orphans(sessions, data_dir)
     for call_id in report.closed_rows:
         log.warning("recording_marked_incomplete", call_id=call_id, **parties[call_id],
                     reason="daemon stopped during recording")  # fmt: skip
@@ -73,3 +65,33 @@ def recover(sessions: sessionmaker[Session], data_dir: Path) -> RecoveryReport:
         log.warning("orphan_recording_files", count=len(report.orphan_files),
                     examples=[str(p) for p in report.orphan_files[:5]])  # fmt: skip
     return report
+
+
+def orphans(sessions: sessionmaker[Session], data_dir: Path, batch: int = 500) -> list[Path]:
+    """Files under ``recordings/`` that no call row points at (as ``<id>.age`` or its ``.part``).
+
+    A file is named after its call, so each batch of files is looked up by primary key: memory and
+    time follow the files on disk, not the catalogue (a set of every catalogued path was 400 MiB and
+    4.6 s at start-up for 1,000,000 calls; docs/PERFORMANCE.md).
+    """
+    found: list[Path] = []
+    pending: list[tuple[Path, str]] = []
+
+    def check() -> None:
+        ids = {f.name.split(".", 1)[0] for f, _rel in pending}
+        with sessions() as s:
+            paths = s.scalars(select(Call.audio_path).where(Call.id.in_(ids), Call.audio_path.is_not(None)))
+            known = {k for p in paths if p for k in (p, p + ".part")}
+        found.extend(f for f, rel in pending if rel not in known)
+        pending.clear()
+
+    recordings = data_dir / "recordings"
+    for root, _dirs, files in os.walk(recordings):
+        for name in files:
+            f = Path(root, name)
+            pending.append((f, str(f.relative_to(data_dir))))
+            if len(pending) >= batch:
+                check()
+    if pending:
+        check()
+    return found

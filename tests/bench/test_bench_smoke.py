@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import concurrent_calls, encryption, startup
+from bench import concurrent_calls, encryption, reaper_pass, startup
 from bench.common import Section, percentile, write_section
 from bench.profile_summary import summarise
 
@@ -47,6 +47,18 @@ def test_startup_smoke(tmp_path: Path) -> None:
     assert startup.main(["--runs", "1", "--calls", "3", "--seconds", "1", "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert "to READY" in text and "Per active call" in text and "0 frames lost" in text
+
+
+def test_reaper_pass_smoke(tmp_path: Path) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    args = ["--calls", "400", "--due", "0.25", "--live", "3", "--baseline", "1", "--settle", "1"]
+    assert reaper_pass.main([*args, "--dir", str(tmp_path), "--doc", str(doc)]) == 0  # 1: a check failed
+    text = doc.read_text()
+    assert "| 400 | 100 | 100 |" in text and "**0 lost**" in text
+    assert (
+        "rows deleted: 100, log entries: 100, ledger entries: 100, due files left: 0, ledger problems: 0"
+        in text
+    )
 
 
 def test_doc_sections_are_replaced_not_appended(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The reaper inside the running daemon: a pass over a large catalogue while simulated calls stream,
 the policy applied by a reload (SIGHUP's path), and new recordings refused on a full disk.
 
-Scale: RECORDERD_REAPER_LOAD calls (default 10,000; 10 % due). ``python -m bench.reaper_pass`` runs
-the 100,000-call figure for docs/PERFORMANCE.md.
+Scale: RECORDERD_REAPER_LOAD calls (default 10,000; 10 % due). ``python -m bench.reaper_pass`` takes
+the 1,000,000-call figure for docs/PERFORMANCE.md, with the daemon in its own process.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from recorderd.recovery import recover
+from recorderd.recovery import orphans, recover
 from storage.age import generate_identity
 from storage.audio import au_header
 from storage.db import open_database
@@ -74,3 +74,24 @@ def test_orphans_are_reported_never_deleted_even_with_an_empty_catalogue(tmp_pat
     report = recover(catalogue(data), data)
     assert sorted(report.orphan_files) == sorted(files)
     assert all(f.exists() for f in files)
+
+
+def test_orphans_are_what_no_row_points_at_in_any_batch(tmp_path: Path) -> None:
+    """Files are looked up by the call id in their name, a batch at a time: a file is known only if
+    its row points at exactly that path (or the path is that file's .part)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    sessions = catalogue(data)
+    day = "recordings/2026/11/22"
+    for call_id in "abcd":
+        add_row(sessions, call_id, f"{day}/{call_id}.age", status="completed")
+    add_row(sessions, "e", None, status="completed")  # audio deleted: its id names no file any more
+    known = [data / f"{day}/{k}" for k in ("a.age", "b.age.part", "c.age", "d.age")]
+    stray = [
+        data / p for p in ("recordings/2026/11/23/a.age", f"{day}/e.age", f"{day}/notes.txt", f"{day}/z.age")
+    ]
+    for f in known + stray:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    for batch in (1, 2, 500):
+        assert sorted(orphans(sessions, data, batch=batch)) == sorted(stray)
