@@ -229,9 +229,10 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
         hup_wall, hup = time.time(), time.monotonic_ns()
         os.kill(proc.pid, signal.SIGHUP)
         changed = tail.wait_for("retention_policy_changed", args.timeout, after=hup_wall)
+        out.rss["expiries"] = rss_mib(proc.pid)[0]
         done = tail.wait_for("retention_pass", args.timeout, after=hup_wall)
         c2, m2 = cpu_seconds(proc.pid), time.monotonic_ns()
-        out.rss["pass"] = rss_mib(proc.pid)[1]  # the peak: the pass is the only new thing since READY
+        out.rss["deletions"], out.rss["peak"] = rss_mib(proc.pid)
         # The log's wall-clock times on the probes' monotonic clock, through the SIGHUP instant.
         to_mono = {
             k: hup + int((_wall(e) - hup_wall) * 1e9) for k, e in (("changed", changed), ("done", done))
@@ -314,7 +315,8 @@ def body(r: Outcome, args: argparse.Namespace) -> str:
     checks = ", ".join(f"{k}: {v:,}" for k, v in r.checks.items())
     return (
         f"{r.live} live calls ({r.frames.established} set up), {args.baseline:g} s baseline window; "
-        f"daemon RSS {r.rss['baseline']:.0f} MiB before the pass, peak {r.rss['pass']:.0f} MiB.\n\n"
+        f"daemon RSS {r.rss['baseline']:.0f} MiB before the pass, {r.rss['expiries']:.0f} MiB once the "
+        f"expiries are computed, {r.rss['deletions']:.0f} MiB at its end (peak {r.rss['peak']:.0f} MiB).\n\n"
         f"{phases}\n\n{delays}\n\n"
         f"Live recordings: {r.frames.generated:,} frames sent, {r.frames.stored:,} stored, "
         f"**{r.lost} lost**, {r.frames.misordered_files} misordered, "
