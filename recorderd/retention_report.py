@@ -11,13 +11,14 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from recorderd.config import Config
 from recorderd.retention_config import fingerprint
 from recorderd.retention_pass import CALL_COLUMNS, Retention
 from storage import retention_log
+from storage.holds import is_held
 from storage.models import RECORDING, Call, Hold, Preservation
 from storage.retention import PRIMARY
 
@@ -38,14 +39,23 @@ def plan(
             "reload the daemon (systemctl reload recorderd). Dates below are as applied."
         )
     held = {h.call_id: h for h in s.scalars(select(Hold).where(Hold.released_at.is_(None)))}
-    q = select(*CALL_COLUMNS).where(
-        Call.audio_path.is_not(None),
-        Call.status != RECORDING,
-        or_(Call.expires_at < until, Call.move_at < until, Call.retention_policy.is_(None)),
-    )
-    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    counts: Counter[tuple[str, str, str]] = Counter()
+    items: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     kept: list[str] = []
-    for r in s.execute(q):
+
+    def day_of(expires: dt.datetime | None) -> str:
+        assert expires is not None  # every caller checked it is before ``until``
+        return "due now" if expires <= now else _local(expires, zone, "%Y-%m-%d")
+
+    live = and_(Call.audio_path.is_not(None), Call.status != RECORDING)
+    # Row by row: what the reaper has not scheduled yet, moves (the next store depends on the row),
+    # held calls, and every call when they are to be listed. The rest, plain deletions already
+    # scheduled (nearly all of a large catalogue), is counted by SQL per expiry and policy.
+    one_by_one = or_(Call.retention_policy.is_(None), Call.move_at < until, is_held())
+    q = select(*CALL_COLUMNS).where(
+        live, or_(Call.expires_at < until, Call.move_at < until, Call.retention_policy.is_(None))
+    )
+    for r in s.execute(q if calls else q.where(one_by_one)):
         values = ret.compute(r) if r.retention_policy is None else {}
         expires = values.get("expires_at", r.expires_at)
         move_at = values.get("move_at", r.move_at)
@@ -59,17 +69,28 @@ def plan(
         if move_at is not None and move_at < until and (expires is None or expires > max(move_at, now)):
             sched = ret.schedule_for(r.line, r.started_at)
             nxt = sched.move_after(r.audio_store or PRIMARY) if sched else None
-            day = _local(max(move_at, now), zone, "%Y-%m-%d")
-            groups[(day, f"move to {nxt.store if nxt else '?'}", ret.rule_text(name))].append(what)
+            key = (_local(max(move_at, now), zone, "%Y-%m-%d"), f"move to {nxt.store if nxt else '?'}",
+                   ret.rule_text(name))  # fmt: skip
+            counts[key] += 1
+            items[key].append(what)
         if expires is not None and expires < until:
-            day = "due now" if expires <= now else _local(expires, zone, "%Y-%m-%d")
-            groups[(day, "delete", ret.rule_text(name))].append(what)
-    if not groups:
+            key = (day_of(expires), "delete", ret.rule_text(name))
+            counts[key] += 1
+            items[key].append(what)
+    if not calls:
+        # The complement of one_by_one, spelt out: NOT of an OR with a NULL (no move_at) is NULL.
+        rest = and_(Call.retention_policy.is_not(None), or_(Call.move_at.is_(None), Call.move_at >= until))
+        scheduled = select(Call.expires_at, Call.retention_policy, func.count()).where(
+            live, Call.expires_at < until, rest, ~is_held()
+        )
+        for expires, name, n in s.execute(scheduled.group_by(Call.expires_at, Call.retention_policy)):
+            counts[(day_of(expires), "delete", ret.rule_text(name))] += n
+    if not counts:
         out.append("nothing is due in this period")
-    for (day, action, rule), items in sorted(groups.items(), key=lambda g: (g[0][0] != "due now", g[0])):
-        out.append(f"{day:10}  {action:18}  {len(items):6} call(s)  {rule}")
+    for (day, action, rule), n in sorted(counts.items(), key=lambda g: (g[0][0] != "due now", g[0])):
+        out.append(f"{day:10}  {action:18}  {n:6} call(s)  {rule}")
         if calls:
-            out += [f"            {item}" for item in items]
+            out += [f"            {item}" for item in items[(day, action, rule)]]
     if kept:
         out.append(f"kept by holds although due: {len(kept)} call(s)")
         out += [f"            {k}" for k in kept]

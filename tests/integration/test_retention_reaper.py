@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from recorderd.config import Config
 from recorderd.reaper import Reaper
-from recorderd.retention_pass import due_query
+from recorderd.retention_pass import Retention, due_query
+from recorderd.retention_report import plan
 from storage import holds, retention_log
 from storage.erase import immediate
 from storage.models import EXCLUDED, Call, RetentionEvent
@@ -329,3 +330,39 @@ def test_each_batch_walks_the_index_instead_of_sorting_every_due_row(tmp_path: P
         ]
     assert f"SEARCH calls USING INDEX ix_calls_{column.key} ({column.key}>? AND {column.key}<?)" in plan, plan
     assert not any("MULTI-INDEX OR" in p or p == "USE TEMP B-TREE FOR ORDER BY" for p in plan), plan
+
+
+async def test_the_plan_counts_scheduled_rows_in_sql_exactly_as_row_by_row(tmp_path: Path) -> None:
+    """``retention plan`` counts plain scheduled deletions with one GROUP BY and goes row by row only
+    for the rest; its counts must equal the row-by-row listing (``--calls``) on a mixed catalogue:
+    scheduled and not yet scheduled rows, moves to a tier, a held call, several days and policies."""
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    days = [jst(2026, 1, d, 10) for d in range(1, 21)]
+    scheduled = seed(config, sessions, [(t, "general") for t in days] + [(t, "tiered") for t in days[:3]])
+    clock = Clock(jst(2026, 1, 12))
+    await Reaper(config, sessions, clock=clock, events=Sink()).run_pass()  # schedules, deletes 1-2 Jan
+    seed(config, sessions, [(t, "general") for t in days[5:9]])  # not yet scheduled by the reaper
+    with immediate(sessions) as s:
+        holds.place(
+            s, scheduled[10].id, kind="manager_order", reference="M-1", reason="r", by="t", at=clock.now
+        )
+    ret = Retention(config, sessions)
+    until = jst(2026, 8, 1)
+    with sessions() as s:
+        counted = plan(config, ret, s, clock.now, until)
+        full = plan(config, ret, s, clock.now, until, calls=True)
+    # --calls adds each group's calls (indented) under it; the held calls are listed either way.
+    cut = next(i for i, line in enumerate(full) if line.startswith("kept by holds"))
+    listed = [line for line in full[:cut] if not line.startswith(" ")] + full[cut:]
+    assert counted == listed
+    assert (
+        any("move to secondary" in line for line in counted)
+        and "kept by holds although due: 1 call(s)" in counted
+    )
+
+    def total(action: str) -> int:
+        return sum(int(line.split()[1 + len(action.split())]) for line in counted if f"  {action} " in line)
+
+    # 20 + 4 "general" calls, 2 already deleted, 1 held; the 3 "tiered" move in July, go in 2027.
+    assert (total("delete"), total("move to secondary")) == (20 + 4 - 2 - 1, 3), counted
