@@ -158,6 +158,7 @@ class Outcome:
     due: int
     live: int
     seed_s: float = 0.0
+    ready_s: float = 0.0
     assign_s: float = 0.0  # reload → every row's expiry written (policy change logged)
     delete_s: float = 0.0  # → pass finished
     deleted: int = 0
@@ -208,6 +209,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
         "--probes",
         str(probes),
     ]
+    spawned = time.monotonic_ns()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, env=env, cwd=REPO, preexec_fn=lambda: pin({DAEMON_CORE}) and None
     )
@@ -215,6 +217,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())
+        out.ready_s = (ready["ready"] - spawned) / 1e9  # start-up recovery looks at every file
         tail.wait_for("retention_pass", 600)  # the start-up pass (nothing to do: no policy yet)
         gen = LoadGenerator(ready["agi_port"], args.live, 100.0)
         gen.streamer.start()
@@ -314,6 +317,7 @@ def body(r: Outcome, args: argparse.Namespace) -> str:
     delays = table(["window", "arrival ms p50/p99/max", "sent→fsynced ms p50/p99/max", "daemon CPU"], rows)
     checks = ", ".join(f"{k}: {v:,}" for k, v in r.checks.items())
     return (
+        f"Daemon start to READY on this catalogue: {r.ready_s:.1f} s. "
         f"{r.live} live calls ({r.frames.established} set up), {args.baseline:g} s baseline window; "
         f"daemon RSS {r.rss['baseline']:.0f} MiB before the pass, {r.rss['expiries']:.0f} MiB once the "
         f"expiries are computed, {r.rss['deletions']:.0f} MiB at its end (peak {r.rss['peak']:.0f} MiB).\n\n"
