@@ -38,10 +38,10 @@ from recorderd import diskpool as diskpool_mod
 from recorderd import logs, recording
 from recorderd.config import load_config
 from recorderd.daemon import Daemon, Endpoints
-from recorderd.sdnotify import Notifier
 
 try:
     from recorderd.cli import freeze_startup_objects, reloader, run_event_loop
+    from recorderd.sdnotify import Notifier
 except ImportError:  # a tree from before issue 6 (baseline runs): asyncio's loop, no freeze or reload
 
     def freeze_startup_objects() -> None:
