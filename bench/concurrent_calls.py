@@ -418,11 +418,12 @@ def run_one(
     settle: float = SETTLE_S,
 ) -> Result:
     identity, recipient = generate_identity()
-    data_dir = root / f"n{n}" / "data"
+    run_dir = Path(tempfile.mkdtemp(prefix=f"n{n}-", dir=root))  # N may be given twice: runs apart
+    data_dir = run_dir / "data"
     data_dir.mkdir(parents=True)
-    config = root / f"n{n}" / "recorderd.toml"
+    config = run_dir / "recorderd.toml"
     config.write_text(CONFIG.format(data_dir=data_dir, recipient=recipient), encoding="utf-8")
-    probes = root / f"n{n}" / "probes.json"
+    probes = run_dir / "probes.json"
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, RECORDERD_EVENT_LOOP=loop_name, PYTHONPATH=path)
     cmd = [sys.executable, "-m", "bench.daemon_proc", str(config), "--log", str(config.with_suffix(".log")),
