@@ -410,16 +410,22 @@ def _fsync_if_dir(directory: Path) -> None:
 def purge_rows(
     sessions: sessionmaker[Session], call_ids: Sequence[str], now: dt.datetime, *, actor: str, rule: str
 ) -> list[str]:
-    """Delete call rows whose metadata retention ended (audio already gone, nothing held)."""
-    purged = []
+    """Delete call rows whose metadata retention ended (audio already gone, nothing held).
+
+    Each row is re-checked under the write lock, all in a few queries per batch (a policy change can
+    make a year of rows due at once)."""
     with immediate(sessions) as s:
+        cols = (Call.id, Call.audio_path, Call.status, Call.started_at, Call.line, Call.direction,
+                Call.audio_deleted_at, Call.metadata_expires_at)  # fmt: skip
+        rows = {r.id: r for r in s.execute(select(*cols).where(Call.id.in_(call_ids)))}
+        held = {h.call_id for h in holds.active(s, rows)}
+        busy = set(s.scalars(select(RetentionIntent.call_id).where(RetentionIntent.call_id.in_(rows))))
+        purged, events = [], []
         for call_id in call_ids:
-            row = s.get(Call, call_id)
+            row = rows.get(call_id)
             if row is None or row.audio_path is not None or row.status == RECORDING:
                 continue
-            if holds.active(s, [call_id]):
-                continue
-            if s.scalars(select(RetentionIntent.path).where(RetentionIntent.call_id == call_id)).first():
+            if call_id in held or call_id in busy:
                 continue
             # No party numbers in the log: the point of purging is that they are gone.
             detail = {
@@ -430,9 +436,9 @@ def purge_rows(
                 "audio_deleted_at": row.audio_deleted_at,
                 "metadata_expires_at": row.metadata_expires_at,
             }
-            retention_log.append(
-                s, at=now, action="purge_metadata", actor=actor, call_id=call_id, rule=rule, detail=detail
-            )
-            s.delete(row)
+            events.append(retention_log.Event(now, "purge_metadata", actor, call_id, rule, None, detail))
             purged.append(call_id)
+        retention_log.append_many(s, events)
+        if purged:
+            s.execute(delete(Call).where(Call.id.in_(purged)))
     return purged

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from recorderd.config import Config
 from recorderd.reaper import Reaper
 from recorderd.retention_pass import Retention, due_query
 from recorderd.retention_report import plan
-from storage import holds, retention_log
+from storage import erase, holds, ledger, retention_log
 from storage.erase import immediate
-from storage.models import EXCLUDED, Call, RetentionEvent
+from storage.models import EXCLUDED, Call, RetentionEvent, RetentionIntent
 from support.retention_seed import Clock, jst, make_config, row, seed, sessions_for
 
 RETENTION = """
@@ -366,3 +366,29 @@ async def test_the_plan_counts_scheduled_rows_in_sql_exactly_as_row_by_row(tmp_p
 
     # 20 + 4 "general" calls, 2 already deleted, 1 held; the 3 "tiered" move in July, go in 2027.
     assert (total("delete"), total("move to secondary")) == (20 + 4 - 2 - 1, 3), counted
+
+
+def test_a_purge_batch_rechecks_every_row_under_the_lock(tmp_path: Path) -> None:
+    """purge_rows re-checks each row in one batch: only rows whose audio is gone, not recording, not
+    held and with no file operation in flight go, each with one log and one ledger entry."""
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    at = jst(2026, 1, 1, 10)
+    ok, held, audio, busy, recording = (c.id for c in seed(config, sessions, [(at, "general")] * 5))
+    now = jst(2026, 6, 1)
+    with immediate(sessions) as s:
+        for call_id in (ok, held, busy, recording):
+            s.execute(update(Call).where(Call.id == call_id).values(audio_path=None, audio_deleted_at=now))
+        s.execute(update(Call).where(Call.id == recording).values(status="recording"))
+        holds.place(s, held, kind="police_legal", reference="P-1", reason="r", by="t", at=now)
+        s.add(RetentionIntent(path="/x", call_id=busy, op="delete", state="started", action="delete",
+                              actor="t", detail="{}", created_at=now))  # fmt: skip
+    ids = [ok, held, audio, busy, recording, "no-such-call"]
+    assert erase.purge_rows(sessions, ids, now, actor="reaper", rule="metadata retention: 60 days") == [ok]
+    with sessions() as s:
+        assert s.get(Call, ok) is None
+        assert all(s.get(Call, k) is not None for k in (held, audio, busy, recording))
+        [entry] = retention_log.entries(s, actions=["purge_metadata"])
+        assert entry.call_id == ok and "0311112222" not in entry.detail
+        [chained] = ledger.entries(s, kinds=["metadata_purged"])
+        assert chained.call_id == ok and ledger.verify(s).ok
