@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from storage.age import decrypt_passphrase_identity, encrypt_passphrase_identity, recipient_of
+from storage.files import fsync_dir
 
 __all__ = ["Keyring", "KeyringError", "NoKeyCopy", "identity_text"]
 
@@ -34,14 +35,6 @@ def identity_text(identities: list[str], note: str) -> str:
     lines = [f"# recorderd recording key — {note}"]
     lines += [f"# public key: {recipient_of(i)}" for i in identities]
     return "\n".join([*lines, *identities]) + "\n"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Keyring:
@@ -78,7 +71,7 @@ class Keyring:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return final
 
     def unlock(self, person_id: str, password: str) -> list[str]:
@@ -113,7 +106,7 @@ class Keyring:
             f.flush()
             os.fsync(f.fileno())
         path.unlink()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return True
 
     def destroy_all(self) -> list[str]:

@@ -18,7 +18,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from storage import ledger, signing
+from storage.files import write_exclusive
 
 __all__ = ["FORMAT", "PackageInfo", "verify", "write"]
 
@@ -39,15 +39,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write(
@@ -68,12 +59,12 @@ def write(
     files |= {f"audio/{name}": data for name, data in audio.items()}
     listing = []
     for rel, data in sorted(files.items()):
-        _write(out / rel, data)
+        write_exclusive(out / rel, data)
         listing.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
     body = {**manifest, "format": FORMAT, "files": listing, "signing_key": signing.public_b64(key)}
     raw = (json.dumps(body, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    _write(out / _MANIFEST, raw)
-    _write(out / _SIG, (signing.sign(key, raw) + "\n").encode("ascii"))
+    write_exclusive(out / _MANIFEST, raw)
+    write_exclusive(out / _SIG, (signing.sign(key, raw) + "\n").encode("ascii"))
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import holds, retention_log
+from storage.files import fsync_dir
 from storage.models import RECORDING, Call, Preservation, RetentionIntent
 
 Op = Literal["delete", "move", "destroy_copy"]
@@ -70,14 +71,6 @@ def immediate(sessions: sessionmaker[Session]) -> Iterator[Session]:
         if session.get_bind().dialect.name == "sqlite":
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def makedirs_durable(directory: Path) -> None:

@@ -26,6 +26,7 @@ from typing import BinaryIO, cast
 
 from storage import age
 from storage.age import CHUNK_SIZE, ENC_CHUNK_SIZE, TAG_SIZE, AgeDecryptError, read_exact
+from storage.files import fsync_dir
 
 __all__ = [
     "PART_SUFFIX",
@@ -57,14 +58,6 @@ class Salvaged:
     error: str | None  # why it is incomplete
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class AgeWriter:
     """Streaming age encryption to ``<final_path>.part``.  Not thread-safe; blocking I/O
     (a chunk write + fsync roughly every 64 KiB of input)."""
@@ -87,7 +80,7 @@ class AgeWriter:
             self._write_out(start)
             if fsync:
                 os.fsync(self._fd)
-                _fsync_dir(self.part_path.parent)  # the .part itself must survive a crash
+                fsync_dir(self.part_path.parent)  # the .part itself must survive a crash
         except BaseException:
             os.close(self._fd)
             self.part_path.unlink(missing_ok=True)
@@ -171,7 +164,7 @@ class AgeWriter:
             )
         os.rename(self.part_path, self.path)
         if self._fsync:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         self.sealed = SealedFile(self.path, self._size, self._hash.hexdigest())
         return self.sealed
 
