@@ -104,35 +104,40 @@ class MetadataWriter:
     def _apply(self, batch: list[_Op]) -> None:
         with self._sessions.begin() as session:
             touched: set[str] = set()
+            entries: list[ledger.NewEntry] = []  # in order, appended once: one tail read per batch
             for op in batch:
                 if op.event is not None:
-                    ledger.append(session, op.event, "recorderd", detail=op.fields)
+                    entries.append(ledger.NewEntry(op.event, "recorderd", detail=op.fields))
                     continue
                 if op.insert:
                     session.add(Call(id=op.call_id, **op.fields))
                     session.flush()
                 else:
                     session.execute(update(Call).where(Call.id == op.call_id).values(**op.fields))
-                _ledger(session, op)
+                entry = _ledger_entry(op)
+                if entry is not None:
+                    entries.append(entry)
                 if {"ended_at", "answered_at"} & op.fields.keys():
                     touched.add(op.call_id)
             for call_id in touched:
                 row = session.get(Call, call_id)
                 if row is not None:
                     row.duration_s = _duration(row)
+            ledger.append_many(session, entries)
 
 
-def _ledger(session: Session, op: _Op) -> None:
+def _ledger_entry(op: _Op) -> ledger.NewEntry | None:
     """Recording created / finalised go into the ledger in the same commit as the row they describe.
     No numbers: the call row holds them; the ledger holds what happened, and the ciphertext's hash."""
     f = op.fields
     if op.insert and f.get("status") == RECORDING:
         detail = {"direction": f.get("direction"), "line": f.get("line"), "audio_path": f.get("audio_path")}
-        ledger.append(session, "recording_created", "recorderd", call_id=op.call_id, detail=detail)
-    elif "audio_sha256" in f:
+        return ledger.NewEntry("recording_created", "recorderd", op.call_id, detail=detail)
+    if "audio_sha256" in f:
         detail = {"status": f.get("status", "failed"), "sha256": f["audio_sha256"],
                   "bytes": f.get("audio_bytes"), "seconds": f.get("audio_seconds")}  # fmt: skip
-        ledger.append(session, "recording_finalised", "recorderd", call_id=op.call_id, detail=detail)
+        return ledger.NewEntry("recording_finalised", "recorderd", op.call_id, detail=detail)
+    return None
 
 
 def utcnow() -> dt.datetime:
