@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from announce import builtin_prompt
 from pbx.simulator import CallResult, PbxSimulator, SimCall
 from recorderd.config import Config, parse_config
 from recorderd.daemon import Daemon, Endpoints
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.models import Call
+from support.running import Running, start_daemon, start_simulator
 
 SPEED = 25.0
 AMI_SECRET = "e2e-secret"
@@ -98,20 +96,14 @@ MakeHarness = Callable[..., Awaitable[Harness]]
 @pytest.fixture
 async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
     """Build a harness; keyword overrides: advertise, ami_enabled, ami_port, with_prompt."""
-    stops: list[tuple[asyncio.Event, asyncio.Task[None], PbxSimulator]] = []
+    started: list[tuple[Running | None, PbxSimulator]] = []
 
     async def build(*, advertise: str = "", ami_enabled: bool = True, ami_port: int | None = None,
                     with_prompt: bool = True) -> Harness:  # fmt: skip
-        root = tmp_path / f"h{len(stops)}"
-        sounds = root / "sounds"
-        (sounds / "recorderd").mkdir(parents=True)
-        if with_prompt:
-            shutil.copyfile(builtin_prompt("ja"), sounds / "recorderd" / "announce-ja.wav")
+        root = tmp_path / f"h{len(started)}"
+        sim = await start_simulator(root, AMI_SECRET, SPEED, with_prompt=with_prompt)
+        started.append((None, sim))
         identity, recipient = generate_identity()
-        sim = PbxSimulator(
-            agi_host="127.0.0.1", agi_port=0, ami_secret=AMI_SECRET, sounds_dir=sounds, speed=SPEED
-        )
-        await sim.start()
         text = BASE_CONFIG.format(
             data_dir=root / "data",
             advertise=advertise,
@@ -121,19 +113,12 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
             recipient=recipient,
         )
         config = parse_config(text)
-        ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-        daemon = Daemon(config, on_ready=ready.set_result)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop))
-        endpoints = await asyncio.wait_for(asyncio.shield(ready), 10)
-        sim.set_agi_target("127.0.0.1", endpoints.agi_port)
-        stops.append((stop, task, sim))
-        if ami_enabled and ami_port is None:
-            await asyncio.wait_for(daemon.ami_up.wait(), 10)
-        return Harness(root, config, identity, sim, daemon, endpoints)
+        run = await start_daemon(config, sim, wait_ami=ami_enabled and ami_port is None)
+        started[-1] = (run, sim)
+        return Harness(root, config, identity, sim, run.daemon, run.endpoints)
 
     yield build
-    for stop, task, sim in stops:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    for run, sim in started:
+        if run is not None:
+            await run.close()
         await sim.close()

@@ -7,21 +7,18 @@ reset connections (tests/support/proxy.py).
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from announce import builtin_prompt
 from e2e.conftest import AMI_SECRET, BASE_CONFIG, SPEED, Harness
 from pbx.simulator import PbxSimulator
 from recorderd.config import parse_config
-from recorderd.daemon import Daemon, Endpoints
 from storage.age import generate_identity
 from support.proxy import TcpProxy
+from support.running import Running, start_daemon, start_simulator
 
 # Faults that need room for a whole recording even on a tiny volume: never refuse for disk space
 # here (that path is tests/e2e/test_reaper_live.py), let the write itself fail.
@@ -48,19 +45,14 @@ FaultHarness = Callable[..., Awaitable[Faulty]]
 @pytest.fixture
 async def fault_harness(tmp_path: Path) -> AsyncIterator[FaultHarness]:
     """build(extra=TOML, data_dir=Path, ami_proxy=bool) -> Faulty."""
-    stops: list[tuple[asyncio.Event, asyncio.Task[None], PbxSimulator]] = []
+    started: list[tuple[Running | None, PbxSimulator]] = []
     proxies: list[TcpProxy] = []
 
     async def build(*, extra: str = "", data_dir: Path | None = None, ami_proxy: bool = False) -> Faulty:
-        root = tmp_path / f"f{len(stops)}"
-        sounds = root / "sounds"
-        (sounds / "recorderd").mkdir(parents=True)
-        shutil.copyfile(builtin_prompt("ja"), sounds / "recorderd" / "announce-ja.wav")
+        root = tmp_path / f"f{len(started)}"
+        sim = await start_simulator(root, AMI_SECRET, SPEED)
+        started.append((None, sim))
         identity, recipient = generate_identity()
-        sim = PbxSimulator(
-            agi_host="127.0.0.1", agi_port=0, ami_secret=AMI_SECRET, sounds_dir=sounds, speed=SPEED
-        )
-        await sim.start()
         ami_port, proxy = sim.ami_port, None
         if ami_proxy:
             proxy = TcpProxy("127.0.0.1", sim.ami_port)
@@ -76,20 +68,14 @@ async def fault_harness(tmp_path: Path) -> AsyncIterator[FaultHarness]:
             recipient=recipient,
         )
         config = parse_config(text + NO_DISK_GUARD + extra)
-        ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-        daemon = Daemon(config, on_ready=ready.set_result)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop))
-        endpoints = await asyncio.wait_for(asyncio.shield(ready), 10)
-        sim.set_agi_target("127.0.0.1", endpoints.agi_port)
-        stops.append((stop, task, sim))
-        await asyncio.wait_for(daemon.ami_up.wait(), 10)
-        return Faulty(Harness(root, config, identity, sim, daemon, endpoints), proxy)
+        run = await start_daemon(config, sim)
+        started[-1] = (run, sim)
+        return Faulty(Harness(root, config, identity, sim, run.daemon, run.endpoints), proxy)
 
     yield build
-    for stop, task, sim in stops:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    for run, sim in started:
+        if run is not None:
+            await run.close()
         await sim.close()
     for proxy in proxies:
         await proxy.close()

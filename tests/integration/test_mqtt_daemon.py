@@ -10,13 +10,14 @@ import pytest
 
 from pbx.simulator import PbxSimulator, SimCall
 from recorderd.config import parse_config
-from recorderd.daemon import Daemon, Endpoints
+from recorderd.daemon import Daemon
 from recorderd.demo import speech
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.models import Call
 from support.mosquitto import Mosquitto
 from support.mqttsub import subscribe
+from support.running import start_daemon, start_simulator
 
 pytestmark = pytest.mark.timeout(60)
 PREFIX = "recorderd/mqtt-daemon"
@@ -27,8 +28,7 @@ AUDIO = speech("caller")[: 8000 * 2 * 2]
 @pytest.fixture
 async def running(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[Daemon, PbxSimulator]]:
     _identity, recipient = generate_identity()
-    sim = PbxSimulator(agi_host="127.0.0.1", agi_port=0, ami_secret=SECRET, speed=25.0)
-    await sim.start()
+    sim = await start_simulator(tmp_path, SECRET, 25.0, with_prompt=False)
     config = parse_config(f"""
 data_dir = "{tmp_path / "data"}"
 [agi]
@@ -51,16 +51,9 @@ reconnect_max_s = 0.5
 [monitoring]
 disk_low_free_mb = 0
 """)
-    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-    daemon = Daemon(config, on_ready=ready.set_result)
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    endpoints = await asyncio.wait_for(asyncio.shield(ready), 10)
-    sim.set_agi_target("127.0.0.1", endpoints.agi_port)
-    await asyncio.wait_for(daemon.ami_up.wait(), 10)
-    yield daemon, sim
-    stop.set()
-    await asyncio.wait_for(task, 30)
+    run = await start_daemon(config, sim)
+    yield run.daemon, sim
+    await run.close()
     await sim.close()
 
 
