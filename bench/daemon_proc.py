@@ -33,15 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from pbx.audiosocket import server as server_mod
-from recorderd import daemon as daemon_mod
-from recorderd import diskpool as diskpool_mod
-from recorderd import logs, recording
+from recorderd import logs
 from recorderd.config import load_config
-from recorderd.daemon import Daemon, Endpoints
+from recorderd.daemon import diskpool as diskpool_mod
+from recorderd.daemon import lifecycle as daemon_mod
+from recorderd.daemon import recording
+from recorderd.daemon.lifecycle import Daemon, Endpoints
 
 try:
-    from recorderd.cli import freeze_startup_objects, reloader, run_event_loop
-    from recorderd.sdnotify import Notifier
+    from recorderd.cli.daemon import freeze_startup_objects, reloader, run_event_loop
+    from recorderd.daemon.sdnotify import Notifier
 except ImportError:  # a tree from before issue 6 (baseline runs): asyncio's loop, no freeze or reload
 
     def freeze_startup_objects() -> None:

@@ -60,8 +60,8 @@ from bench.common import (
 from bench.concurrent_calls import CONFIG, DAEMON_CORE, LOADGEN_CORE, LoadGenerator
 from bench.concurrent_calls import Result as CallsResult
 from bench.concurrent_calls import verify as verify_calls
-from recorderd import retention_config
 from recorderd.config import load_config
+from recorderd.retention import rules as retention_rules
 from storage import ledger, retention_log
 from storage.age import generate_identity
 from storage.db import open_database
@@ -118,7 +118,7 @@ def seed(config_path: Path, total: int, due: int) -> None:
         with sessions.begin() as s:
             s.execute(insert(Call), chunk)
     with immediate(sessions) as s:  # what a daemon without [retention] records once it ran a pass
-        retention_log.set_state(s, "policy_fingerprint", retention_config.fingerprint(config)[0])
+        retention_log.set_state(s, "policy_fingerprint", retention_rules.fingerprint(config)[0])
 
 
 class LogTail:
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
     verify_calls(data_dir, identity, gen.calls, out.frames)
     t = time.monotonic()
     plan = subprocess.run(
-        [sys.executable, "-m", "recorderd.ctl", "--config", str(config), "retention", "plan"],
+        [sys.executable, "-m", "recorderd.cli.ctl", "--config", str(config), "retention", "plan"],
         env=env, cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     out.plan_s = time.monotonic() - t

@@ -6,6 +6,8 @@ busy timeout so a reader (``recorderctl``) never makes the daemon fail a write. 
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,27 @@ def open_database(url: str, *, migrate: bool = True) -> tuple[Engine, sessionmak
     if migrate:
         upgrade(engine)
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def readonly_sessions(url: str) -> sessionmaker[Session] | None:
+    """The catalogue for reading only, or None when there is none to read.
+
+    SQLite creates ``-wal``/``-shm`` files next to a WAL database even for a read-only reader. Run
+    as root while the daemon is stopped, that would leave root-owned files the daemon (user
+    recorderd) cannot open at its next start. So a reader that does not own the database opens it
+    ``immutable``: no side files, no locks; the figures may miss the last uncheckpointed writes,
+    which is fine for an estimate of disk needs.
+    """
+    if not url.startswith("sqlite:///"):
+        return sessionmaker(create_engine(url), expire_on_commit=False)
+    path = Path(url.removeprefix("sqlite:///"))
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return None
+    flags = "mode=ro" if owner == os.geteuid() else "mode=ro&immutable=1"
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(f"file:{path}?{flags}", uri=True, check_same_thread=False),
+    )
+    return sessionmaker(engine, expire_on_commit=False)

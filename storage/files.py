@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -23,3 +24,12 @@ def write_exclusive(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def disk_usage(path: Path) -> tuple[int | None, int | None]:
+    """(free, total) bytes of the file system holding ``path``; (None, None) if it cannot be read."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None, None
+    return usage.free, usage.total

@@ -11,23 +11,59 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid as uuidlib
-from typing import TYPE_CHECKING
+from collections.abc import Collection
+from typing import Protocol
 
-from pbx.simulator.channel import UP, Channel
+from pbx.simulator.channel import UP, Channel, Events
 from pbx.simulator.dialplan import app_args
+from pbx.simulator.legs import Legs
 from pbx.simulator.media import FRAME_SAMPLES, RATE
-from pbx.simulator.spy import Spy
+from pbx.simulator.model import SimCall
+from pbx.simulator.spy import CallMedia, Spy
 
-if TYPE_CHECKING:
-    from pbx.simulator.calls import CallRun
+__all__ = ["AppCall", "exec_app"]
 
-__all__ = ["exec_app"]
+
+class AppPbx(Protocol):
+    """What the applications read of the whole PBX (calls.PbxState)."""
+
+    @property
+    def calls(self) -> Collection[AppCall]: ...
+    def uniqueid(self) -> str: ...
+    def live_channels(self) -> list[Channel]: ...
+
+
+class AppCall(Protocol):
+    """What the applications need of the call they run on (calls.CallRun, which imports this module:
+    the applications see the call through this protocol, so the two modules form no circle)."""
+
+    @property
+    def pbx(self) -> AppPbx: ...
+    @property
+    def call(self) -> SimCall: ...
+    @property
+    def events(self) -> Events: ...
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def legs(self) -> Legs: ...
+    @property
+    def media(self) -> CallMedia: ...
+    @property
+    def spies(self) -> list[Spy]: ...
+    @property
+    def dead(self) -> bool: ...
+    def set_var(self, name: str, value: str) -> None: ...
+    def answer(self) -> None: ...
+    def hangup_from_agi(self) -> None: ...
+    async def wait_until_sample(self, sample: int) -> bool: ...
+    async def play(self, name: str) -> tuple[int, int] | None: ...
 
 _AUDIOSOCKET_CONNECT_TIMEOUT_S = 2.0  # real seconds
 _CODEC = re.compile(r"c\((\w+)\)")
 
 
-async def exec_app(call: CallRun, app: str, data: str) -> int | None:
+async def exec_app(call: AppCall, app: str, data: str) -> int | None:
     """EXEC: the applications a recorder plausibly runs; None = "Could not find application"."""
     name = app.lower()
     if name == "originate":
@@ -56,7 +92,7 @@ async def exec_app(call: CallRun, app: str, data: str) -> int | None:
     return None
 
 
-async def _playback(call: CallRun, data: str) -> int:
+async def _playback(call: AppCall, data: str) -> int:
     if call.dead:
         return -1
     options = app_args(data)
@@ -74,7 +110,7 @@ async def _playback(call: CallRun, data: str) -> int:
     return 0
 
 
-async def _originate(call: CallRun, data: str) -> int:
+async def _originate(call: AppCall, data: str) -> int:
     """``Originate(tech_data,app,ChanSpy,<target>\\,<opts>,,,a)``: only the spy recipe is real.
 
     The AudioSocket TCP connect happens before Originate returns, so a dead server shows
@@ -114,7 +150,7 @@ async def _originate(call: CallRun, data: str) -> int:
 
 
 def _start_spy(
-    call: CallRun,
+    call: AppCall,
     hostport: str,
     dialstring: str,
     spy_uuid: str,

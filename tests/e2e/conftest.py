@@ -10,7 +10,7 @@ import pytest
 
 from pbx.simulator import CallResult, PbxSimulator, SimCall
 from recorderd.config import Config, parse_config
-from recorderd.daemon import Daemon, Endpoints
+from recorderd.daemon.lifecycle import Daemon, Endpoints
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.models import Call

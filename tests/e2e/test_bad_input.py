@@ -13,7 +13,7 @@ import pytest
 
 from e2e.conftest import MakeHarness
 from pbx.simulator import SimCall
-from recorderd.demo import speech
+from recorderd.cli.demo import speech
 from support.captures import FIXTURES, from_asterisk
 
 pytestmark = pytest.mark.timeout(60)

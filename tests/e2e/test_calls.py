@@ -11,8 +11,8 @@ import pytest
 from announce import builtin_prompt, load_pcm
 from e2e.conftest import SPEED, Harness, MakeHarness
 from pbx.simulator import SimCall
-from recorderd.access import decrypt_recording
-from recorderd.demo import locate, speech
+from recorderd.cli.demo import locate, speech
+from recorderd.records.audio import decrypt_recording
 from storage.audio import parse_au
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from e2e.conftest import MakeHarness
 from pbx.simulator import SimCall
-from recorderd.demo import speech
+from recorderd.cli.demo import speech
 from storage import ledger
 from storage.db import open_database
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pbx.simulator import PbxSimulator, SimCall
-from recorderd.access import decrypt_recording
-from recorderd.demo import speech
+from recorderd.cli.demo import speech
+from recorderd.records.audio import decrypt_recording
 from storage.age import generate_identity
 from storage.audio import parse_au
 from storage.db import open_database

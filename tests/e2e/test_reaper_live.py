@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 
 from e2e.conftest import Harness, MakeHarness
 from pbx.simulator import CallResult, SimCall
-from recorderd.access import decrypt_recording
-from recorderd.demo import speech
-from recorderd.diskguard import Usage
-from recorderd.retention_config import RetentionConfig
+from recorderd.cli.demo import speech
+from recorderd.config.retention import RetentionConfig
+from recorderd.records.audio import decrypt_recording
+from recorderd.retention.diskguard import Usage
 from storage import retention_log
 from storage.audio import parse_au
 from storage.db import open_database

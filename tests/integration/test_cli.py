@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recorderd.cli import daemon_main
-from recorderd.ctl import main as ctl_main
+from recorderd.cli.ctl import main as ctl_main
+from recorderd.cli.daemon import daemon_main
 from storage.age import encrypt_passphrase_identity, generate_identity
 from storage.audio import au_header, slin_to_au_payload
 from storage.db import open_database

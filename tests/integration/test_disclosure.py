@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recorderd.ctl import main as ctl_main
+from recorderd.cli.ctl import main as ctl_main
 from storage import holds, ledger
 from support.people import T0, make_site, person, seed_call
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from recorderd import export
-from recorderd.ctl import main as ctl_main
+from recorderd.cli.ctl import main as ctl_main
+from recorderd.records import export
 from storage import ledger
 from storage.age import AgeDecryptError, decrypt_bytes, encrypt_passphrase_identity, generate_identity
 from storage.models import Call

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from recorderd.ctl import main as ctl_main
-from recorderd.metadata import MetadataWriter
-from recorderd.recovery import recover
+from recorderd.cli.ctl import main as ctl_main
+from recorderd.daemon.metadata import MetadataWriter
+from recorderd.daemon.recovery import recover
 from storage import ledger
 from storage.db import open_database
 from support.mosquitto import Mosquitto

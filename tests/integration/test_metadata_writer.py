@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from recorderd.metadata import MetadataWriter
+from recorderd.daemon.metadata import MetadataWriter
 from storage.db import open_database
 from storage.models import Call
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pbx.simulator import PbxSimulator, SimCall
+from recorderd.cli.demo import speech
 from recorderd.config import parse_config
-from recorderd.daemon import Daemon
-from recorderd.demo import speech
+from recorderd.daemon.lifecycle import Daemon
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.models import Call

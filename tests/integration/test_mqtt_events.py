@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from recorderd.config import MqttConfig
-from recorderd.events import Events
+from recorderd.daemon.events import Events
 from support.mosquitto import Mosquitto
 from support.mqttsub import subscribe
 

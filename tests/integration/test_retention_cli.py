@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from recorderd.cli.ctl import main as ctl
 from recorderd.config import Config, load_config
-from recorderd.ctl import main as ctl
 from storage import retention_log
 from storage.models import Preservation
 from support.retention_seed import Seeded, config_text, row, seed, sessions_for

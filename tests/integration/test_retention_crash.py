@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from recorderd.config import Config, load_config
-from recorderd.reaper import Reaper
+from recorderd.retention.reaper import Reaper
 from storage import erase, retention_log
 from storage.models import Call, RetentionIntent
 from storage.vault import sha256_file
@@ -46,7 +46,7 @@ import asyncio, datetime as dt, os, sys, time
 from pathlib import Path
 from recorderd import logs
 from recorderd.config import load_config
-from recorderd.reaper import Reaper
+from recorderd.retention.reaper import Reaper
 from storage.db import open_database
 
 config_path, name, nth, now = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from recorderd.config import Config
-from recorderd.reaper import Reaper
-from recorderd.retention_pass import Retention, due_query
-from recorderd.retention_report import plan
+from recorderd.retention.engine import Retention, due_query
+from recorderd.retention.reaper import Reaper
+from recorderd.retention.report import plan
 from storage import erase, holds, ledger, retention_log
 from storage.erase import immediate
 from storage.models import EXCLUDED, Call, RetentionEvent, RetentionIntent

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from pbx.simulator import PbxSimulator, SimCall
-from recorderd.ctl import main as ctl_main
-from recorderd.demo import speech
+from recorderd.cli.ctl import main as ctl_main
+from recorderd.cli.demo import speech
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.models import Call

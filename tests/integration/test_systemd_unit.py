@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recorderd.cli import build_parser
+from recorderd.cli.daemon import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "recorderd.service"

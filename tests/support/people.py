@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config, load_config
-from recorderd.users import Actor, People
+from recorderd.people.users import Actor, People
 from storage.age import generate_identity
 from storage.audio import au_header, slin_to_au_payload
 from storage.db import open_database

@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 from pbx.simulator import CallResult, SimCall
-from recorderd.access import decrypt_recording
-from recorderd.demo import speech
-from recorderd.events import Events
+from recorderd.cli.demo import speech
+from recorderd.daemon.events import Events
+from recorderd.records.audio import decrypt_recording
 from storage.audio import parse_au
 from storage.db import open_database
 from storage.models import Call

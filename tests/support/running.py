@@ -16,7 +16,7 @@ from pathlib import Path
 from announce import builtin_prompt
 from pbx.simulator import PbxSimulator
 from recorderd.config import Config
-from recorderd.daemon import Daemon, Endpoints
+from recorderd.daemon.lifecycle import Daemon, Endpoints
 
 
 async def start_simulator(root: Path, secret: str, speed: float, *, with_prompt: bool = True) -> PbxSimulator:

@@ -3,7 +3,7 @@
 import datetime as dt
 
 from pbx.ami.protocol import NEED_DATA, AmiClientConnection, Closed, Message
-from recorderd.amitrack import CallUpdate, ChannelTracker
+from recorderd.daemon.amitrack import CallUpdate, ChannelTracker
 from support.captures import FIXTURES, from_asterisk
 
 RECEIVED = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from recorderd.diskpool import DiskPool
+from recorderd.daemon.diskpool import DiskPool
 
 
 def test_work_for_one_key_runs_in_order_on_one_thread() -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from recorderd.config import MqttConfig
-from recorderd.events import Events, backoff
+from recorderd.daemon.events import Events, backoff
 from support.mosquitto import free_port
 
 

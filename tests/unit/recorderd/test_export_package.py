@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from recorderd import package
-from recorderd.export import keep_until
-from recorderd.people_config import ExportPolicy
+from recorderd.config.people import ExportPolicy
+from recorderd.records import package
+from recorderd.records.export import keep_until
 from storage import ledger, signing
 
 

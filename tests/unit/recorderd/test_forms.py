@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from recorderd import disclosure, export, forms
-from recorderd.forms.sheet import FormError, find_font, wareki
+from recorderd.records import disclosure, export, forms
+from recorderd.records.forms.sheet import FormError, find_font, wareki
 from storage import ledger
 from support.people import T0, Site, make_site, person, seed_call
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from recorderd.keys import Keyring, KeyringError, NoKeyCopy
+from recorderd.people.keys import Keyring, KeyringError, NoKeyCopy
 from storage.age import AgeDecryptError, decrypt_bytes, encrypt_bytes, generate_identity
 
 

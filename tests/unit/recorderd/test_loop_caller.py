@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from recorderd.diskpool import loop_caller
+from recorderd.daemon.diskpool import loop_caller
 
 
 async def test_a_signal_survives_a_burst_of_thread_callbacks() -> None:

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from recorderd.config import parse_config
-from recorderd.policy import CallFacts, decide, describe
+from recorderd.daemon.policy import CallFacts, decide, describe
 
 JST = dt.timezone(dt.timedelta(hours=9))
 CONFIG = parse_config("""

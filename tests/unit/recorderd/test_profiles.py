@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from recorderd.cli import daemon_main
+from recorderd.cli.daemon import daemon_main
 from recorderd.config import Config, load_config
-from recorderd.policy import CallFacts, decide
-from recorderd.retention_pass import Retention
+from recorderd.daemon.policy import CallFacts, decide
+from recorderd.retention.engine import Retention
 
 PROFILES = Path(__file__).resolve().parents[3] / "config" / "profiles"
 TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")

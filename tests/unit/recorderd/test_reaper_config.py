@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from recorderd.config import ConfigError, parse_config
-from recorderd.diskguard import FULL_ALERT, DiskGuard, Usage
-from recorderd.retention_config import RetentionConfig, fingerprint
+from recorderd.config.retention import RetentionConfig
+from recorderd.retention.diskguard import FULL_ALERT, DiskGuard, Usage
+from recorderd.retention.rules import fingerprint
 from storage.retention import Period
 
 LINE = '[[lines]]\nname = "general"\nnumbers = ["0668585050"]\n'

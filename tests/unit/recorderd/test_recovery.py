@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from recorderd.recovery import orphans, recover
+from recorderd.daemon.recovery import orphans, recover
 from storage.age import generate_identity
 from storage.audio import au_header
 from storage.db import open_database

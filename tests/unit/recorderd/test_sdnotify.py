@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recorderd.sdnotify import Notifier, watchdog_interval
+from recorderd.daemon.sdnotify import Notifier, watchdog_interval
 
 
 class Listener:

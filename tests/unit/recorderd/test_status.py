@@ -12,19 +12,13 @@ from typing import Any
 
 import pytest
 
+from recorderd.cli.ctl import main as ctl_main
+from recorderd.cli.status import report
 from recorderd.config import Config, parse_config
-from recorderd.ctl import main as ctl_main
-from recorderd.events import Events
-from recorderd.sdnotify import Notifier
-from recorderd.status import (
-    HEARTBEAT_S,
-    STATUS_FILE,
-    Monitor,
-    daemon_up,
-    read_status,
-    report,
-    status_exit_code,
-)
+from recorderd.daemon.events import Events
+from recorderd.daemon.monitor import Monitor
+from recorderd.daemon.sdnotify import Notifier
+from recorderd.statusfile import HEARTBEAT_S, STATUS_FILE, daemon_up, read_status, status_exit_code
 from storage.db import open_database
 from storage.models import Call
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from recorderd.keys import NoKeyCopy
-from recorderd.play import open_key, play
-from recorderd.users import AuthError, Forbidden, PasswordExpired, People, UserError
+from recorderd.people.keys import NoKeyCopy
+from recorderd.people.users import AuthError, Forbidden, PasswordExpired, People, UserError
+from recorderd.records.play import open_key, play
 from storage import ledger
 from storage.age import AgeDecryptError, decrypt_passphrase_identity
 from storage.db import open_database

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recorderd.config import load_config
-from recorderd.people_config import ROLES
+from recorderd.config.people import ROLES
 
 PROFILES = Path(__file__).resolve().parents[3] / "config" / "profiles"
 

@@ -1,0 +1,147 @@
+"""``recorderd``: the daemon (``run``), a configuration check, and the demo.
+
+Exit status: 0 clean stop, 2 configuration or start-up error (systemd must not restart-loop on a
+typo without saying why: the message names the key or file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from recorderd import logs
+from recorderd.config import ConfigError, load_config
+from recorderd.daemon.lifecycle import Daemon, StartupError
+from recorderd.daemon.policy import describe
+from recorderd.daemon.sdnotify import Notifier
+
+DEFAULT_CONFIG = "/etc/recorderd/recorderd.toml"
+log = structlog.get_logger("recorderd")
+
+
+async def _serve(config_path: Path) -> None:
+    config = load_config(config_path)
+    notifier = Notifier.from_environment()  # a no-op outside systemd
+    daemon = Daemon(config, notifier=notifier, on_ready=lambda _endpoints: freeze_startup_objects())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reloader(config_path, daemon, notifier))
+    await daemon.run(stop)
+
+
+def reloader(config_path: Path, daemon: Daemon, notifier: Notifier) -> Callable[[], None]:
+    """SIGHUP: read the configuration file again and apply it; a broken file keeps the old one."""
+
+    def reload() -> None:
+        notifier.reloading()
+        try:
+            new = load_config(config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", error=str(exc), kept="previous configuration")
+            notifier.reloaded()
+            return
+        if (new.mqtt, new.monitoring) != (daemon.config.mqtt, daemon.config.monitoring):
+            log.warning("reload_partial", detail="[mqtt] and [monitoring] changes apply at the next restart")
+        daemon.reload(new)
+        log.info("reloaded", lines=len(new.lines))
+        notifier.reloaded()
+
+    return reload
+
+
+def freeze_startup_objects() -> None:
+    """Once READY: keep start-up's objects (modules, models, configuration) out of every later full
+    garbage collection. A full collection stops the event loop; with 2,000 calls live it took
+    ~3x longer with them (docs/PERFORMANCE.md). Only for the daemon's own process (not in tests)."""
+    gc.collect()
+    gc.freeze()
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the daemon's event loop (one place, so benchmarks run exactly what ``run`` runs).
+
+    asyncio's own loop by default; ``RECORDERD_EVENT_LOOP=uvloop`` picks uvloop (the optional
+    ``uvloop`` extra; measured in docs/PERFORMANCE.md: no clear gain over asyncio's loop now).
+    """
+    choice = os.environ.get("RECORDERD_EVENT_LOOP", "asyncio")
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise ConfigError(
+                "RECORDERD_EVENT_LOOP=uvloop, but uvloop is not installed (pip install 'recorderd[uvloop]')"
+            ) from exc
+        factory = uvloop.new_event_loop
+    elif choice != "asyncio":
+        raise ConfigError(f"RECORDERD_EVENT_LOOP={choice!r}: expected 'asyncio' or 'uvloop'")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.configure(json=True if args.json else None)
+    try:
+        run_event_loop(_serve(Path(args.config)))
+    except (ConfigError, StartupError) as exc:
+        log.error("startup_failed", error=str(exc))
+        print(f"recorderd: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.file))
+    except ConfigError as exc:
+        print(f"recorderd: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK ({config.municipality or 'no municipality named'}, time zone {config.timezone})")
+    print("\n".join(describe(config)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recorderd.cli.demo import run_demo  # the simulator is only needed here
+
+    # The demo's own output goes to stdout; the daemon's log lines only when asked for.
+    logs.configure(json=False, stream=sys.stderr, level=20 if args.verbose else 40)
+    return run_demo(Path(args.dir) if args.dir else None, speed=args.speed, verbose=args.verbose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recorderd", description="Call-recording daemon for Asterisk")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the daemon (systemd ExecStart)")
+    r.add_argument("--config", default=os.environ.get("RECORDERD_CONFIG", DEFAULT_CONFIG))
+    r.add_argument("--json", action="store_true", help="JSON log lines even on a terminal")
+    r.set_defaults(func=cmd_run)
+    c = sub.add_parser("check-config", help="validate a config file and print the decision per line")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check_config)
+    d = sub.add_parser("demo", help="record simulated calls end to end, no PBX or network needed")
+    d.add_argument("--dir", help="where to put the demo's data (default: a new temporary directory)")
+    d.add_argument("--speed", type=float, default=8.0, help="simulated time runs this many times faster")
+    d.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def daemon_main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(daemon_main())

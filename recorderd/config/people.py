@@ -1,0 +1,91 @@
+"""Configuration of people, permissions, passwords, export copies and the ledger ([people], [exports],
+[ledger] in the TOML). Kept apart from model.py so that file stays about calls; model.py embeds these.
+
+Roles are fixed (they are the regulations' roles); what each role may do is set per profile. A role
+holds a copy of the recording key only if it may ``play`` or ``export``: a role without either cannot
+decrypt a recording with any password, because it has nothing to decrypt with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from recorderd.config.base import Strict
+
+Role = Literal["manager", "operations_manager", "handler", "contractor", "auditor"]
+Permission = Literal["play", "export", "instruct", "manage_users", "hold", "audit"]
+
+ROLES: tuple[Role, ...] = ("manager", "operations_manager", "handler", "contractor", "auditor")
+ROLE_LABELS: dict[str, str] = {
+    "manager": "管理責任者",
+    "operations_manager": "運用責任者",
+    "handler": "取扱員",
+    "contractor": "運営受託者",
+    "auditor": "監査担当者",
+}
+# play: hear a raw recording; export: make an export copy; instruct: order (approve) an export made
+# by someone else; manage_users: accounts and key copies; hold: holds and disclosure requests;
+# audit: read the ledger and print forms.
+DEFAULT_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
+    "manager": ("manage_users", "play", "export", "instruct", "hold", "audit"),
+    "operations_manager": ("manage_users", "play", "export", "instruct", "hold", "audit"),
+    "handler": ("play", "export"),
+    "contractor": ("export",),
+    "auditor": ("audit",),
+}
+KEY_PERMISSIONS = frozenset({"play", "export"})
+
+
+class PasswordPolicy(Strict):
+    max_age_days: int = Field(0, ge=0)  # 0: passwords never expire (Toyonaka 5-3 asks for periodic change)
+    min_length: int = Field(10, ge=4)
+    max_failures: int = Field(5, ge=1, le=100)  # consecutive failures that lock the account
+    lockout_minutes: int = Field(0, ge=0)  # 0: locked until an administrator unlocks it
+    # Cost of the password hash (argon2id) and of each person's key copy (age scrypt, log2 N).
+    argon2_time_cost: int = Field(3, ge=1, le=20)
+    argon2_memory_kib: int = Field(65536, ge=8)
+    key_work_factor: int = Field(18, ge=1, le=22)
+
+
+class PeopleConfig(Strict):
+    keyring_dir: Path | None = None  # each key holder's copy of the recording key; default data_dir/keyring
+    roles: dict[Role, list[Permission]] = {}  # overrides per role; roles not named keep DEFAULT_PERMISSIONS
+    passwords: PasswordPolicy = PasswordPolicy()
+
+    def permissions(self, role: str) -> frozenset[str]:
+        if role in self.roles:
+            return frozenset(self.roles[role])
+        return frozenset(DEFAULT_PERMISSIONS.get(role, ()))
+
+    def holds_key(self, role: str) -> bool:
+        return bool(self.permissions(role) & KEY_PERMISSIONS)
+
+
+class ExportPolicy(Strict):
+    # Someone with "instruct" must order the export first, and may not carry it out themselves
+    # (Toyonaka's chain of instruction; Saitama's instruction to the contractor, 様式第1号).
+    two_person: bool = False
+    formats: list[Literal["wav", "age"]] = ["wav", "age"]  # plain WAV, or re-encrypted to the recipient
+    # How long the export copy itself is kept, in the retention rules' terms (docs/retention.md): day 1 is
+    # the day it was made. Saitama 4-6(2), output data to the end of the following fiscal year, is
+    # keep_unit = "fiscal_year_end", keep_count = 1.
+    keep_unit: Literal["days", "months", "years", "month_end", "fiscal_year_end"] = "days"
+    keep_count: int = Field(90, ge=0)
+    fiscal_year_start_month: int = Field(4, ge=1, le=12)
+    # Legal bases an export may cite; empty means any text.
+    legal_bases: list[str] = []
+
+    @field_validator("formats")
+    @classmethod
+    def _some_format(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one export format")
+        return value
+
+
+class LedgerConfig(Strict):
+    # Ed25519 key that signs checkpoints and export packages; default data_dir/ledger-signing.key
+    signing_key: Path | None = None

@@ -1,0 +1,241 @@
+"""The daemon's lifecycle: start-up checks, listeners, long-lived tasks, orderly shutdown.
+
+Start-up refuses to run on anything that would silently lose calls: an unreadable recipient, a
+missing announcement, an unusable data directory. Shutdown stops taking calls, seals every open
+recording within a bound, flushes metadata, and only then returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from announce import PromptError, validate_prompt
+from pbx.agi.server import AgiServer
+from pbx.ami.client import AmiClient
+from pbx.audiosocket.server import AudioSocketServer
+from recorderd.config import Config, ConfigError
+from recorderd.config.summary import config_summary
+from recorderd.daemon.calls import CallManager
+from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
+from recorderd.daemon.events import Events
+from recorderd.daemon.metadata import MetadataWriter, utcnow
+from recorderd.daemon.monitor import Monitor
+from recorderd.daemon.recording import READ_LOW_WATER
+from recorderd.daemon.recovery import recover
+from recorderd.daemon.sdnotify import Notifier
+from recorderd.retention.reaper import Reaper
+from storage.age import AgeKeyError, parse_recipient
+from storage.db import open_database
+
+log = structlog.get_logger("recorderd.daemon")
+
+SHUTDOWN_BOUND_S = 10.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start safely; the message tells the operator what to fix."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    agi_port: int
+    audiosocket_port: int
+    advertise: str
+
+
+def check_startup(config: Config) -> list[str]:
+    """Everything that must hold before the first call; returns the recipients."""
+    try:
+        recipients = config.encryption.resolved_recipients()
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    for r in recipients:
+        try:
+            parse_recipient(r)
+        except AgeKeyError as exc:
+            raise StartupError(f"encryption: bad age recipient {r[:12]}…: {exc}") from exc
+    try:  # secrets now, not at first use: a missing credential must stop start-up before READY=1
+        if config.ami.enabled:
+            config.ami.resolved_secret()
+        if config.mqtt is not None:
+            config.mqtt.resolved_password()
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    for key, ann in config.announcements.items():
+        if ann.file is not None:
+            try:
+                validate_prompt(ann.file)
+            except PromptError as exc:
+                raise StartupError(f"announcements.{key}: {exc}") from exc
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = config.data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data_dir {config.data_dir}: not writable: {exc.strerror}") from exc
+    return recipients
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_ready: Callable[[Endpoints], None] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self._writer: MetadataWriter | None = None  # set by run(); reload() ledgers through it
+        self._on_ready = on_ready
+        self.manager: CallManager | None = None
+        self.ami: AmiClient | None = None
+        self.ami_up = asyncio.Event()  # set while the AMI link is logged in
+        self.ami_state, self.ami_since = ("connecting" if config.ami.enabled else "disabled"), utcnow()
+        self.notifier = notifier or Notifier(None)
+        # Events and alerts for MQTT and `recorderctl status`; other components raise theirs here.
+        self.events = Events(config.mqtt)
+        self.monitor: Monitor | None = None
+        self.reaper: Reaper | None = None  # retention (recorderd/reaper.py)
+
+    def reload(self, config: Config) -> None:
+        """Apply new line rules without touching calls in progress (they keep their decision)."""
+        self.config = config
+        if self._writer is not None:
+            self._writer.note("config_loaded", **config_summary(config, "reload"))
+        if self.manager is not None:
+            self.manager.reconfigure(config)
+        if self.reaper is not None:
+            self.reaper.reconfigure(config)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        recipients = check_startup(config)
+        try:
+            _engine, sessions = open_database(config.db_url)
+        except Exception as exc:
+            raise StartupError(f"database {config.db_url}: {exc}") from exc
+        report = recover(sessions, config.data_dir)
+        pool = DiskPool(threads=DISK_THREADS)
+        writer = MetadataWriter(sessions, on_stall=self._writer_stalled)
+        writer.note("config_loaded", **config_summary(config, "start"))  # R8: config changes are ledgered
+        self._writer = writer
+        manager = CallManager(config, recipients, writer, pool, events=self.events)
+        self.manager = manager
+        self.reaper = reaper = Reaper(config, sessions, events=self.events)
+        reaper.disk.check()  # before the first call: a full disk refuses recordings from the start
+        manager.recording_refusal = reaper.disk.refusal
+        monitor = Monitor(config, notifier=self.notifier, events=self.events, calls=manager, writer=writer,
+                          sessions=sessions, link=self._link_status)  # fmt: skip
+        self.monitor = monitor
+        agi = AgiServer(manager.handle_agi, env_timeout=config.agi.env_timeout_s)
+        spy = AudioSocketServer(manager.on_audiosocket, coalesce_audio=True, read_low_water=READ_LOW_WATER)
+        try:
+            await spy.start(*config.audiosocket.address)
+            await agi.start(*config.agi.address)
+        except OSError as exc:
+            pool.shutdown()
+            raise StartupError(f"cannot listen: {exc.strerror or exc}") from exc
+        host = config.audiosocket.address[0]
+        if config.audiosocket.advertise:
+            manager.advertise = config.audiosocket.advertise
+        elif host in ("0.0.0.0", "::", ""):
+            raise StartupError("audiosocket.advertise must be set when listening on all addresses")
+        else:
+            manager.advertise = f"{host}:{spy.port}"
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer_task = tg.create_task(writer.run(), name="metadata-writer")
+                events_task = tg.create_task(self.events.run(), name="events")
+                monitor_task = tg.create_task(monitor.run(), name="monitor")
+                reaper_task = tg.create_task(reaper.run(), name="retention-reaper")
+                ami_task = None
+                if config.ami.enabled:
+                    self.ami = AmiClient(
+                        config.ami.host,
+                        config.ami.port,
+                        config.ami.username,
+                        config.ami.resolved_secret(),
+                        on_event=manager.on_ami_event,
+                        on_state=self._ami_state,
+                        ping_interval=config.ami.ping_interval_s,
+                    )
+                    ami_task = tg.create_task(self.ami.run(), name="ami-client")
+                endpoints = Endpoints(agi.port, spy.port, manager.advertise)
+                log.info(
+                    "ready",
+                    agi_port=agi.port,
+                    audiosocket_port=spy.port,
+                    advertise=manager.advertise,
+                    recovered_rows=len(report.closed_rows),
+                    orphan_files=len(report.orphan_files),
+                )
+                if self._on_ready is not None:
+                    self._on_ready(endpoints)
+                monitor.ready()  # READY=1: database, recipients and listeners are up
+                await stop.wait()
+                log.info("stopping", calls_in_progress=manager.active)
+                monitor.stopping()
+                await agi.close()
+                sealed = await manager.seal_all("shutdown", SHUTDOWN_BOUND_S)
+                await spy.close()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SHUTDOWN_BOUND_S):
+                        await writer.flush()
+                if ami_task is not None:
+                    ami_task.cancel()
+                writer_task.cancel()
+                monitor_task.cancel()
+                reaper_task.cancel()
+                await self.events.aclose()  # retained "offline (stopped)", bounded
+                events_task.cancel()
+                log.info("stopped", sealed_recordings=sealed, metadata_backlog=writer.backlog)
+                monitor.stopped(sealed_recordings=sealed, metadata_backlog=writer.backlog)
+        finally:
+            await agi.close()
+            await spy.close()
+            pool.shutdown()
+
+    def _ami_state(self, state: str, detail: str | None) -> None:
+        if self.manager is not None:
+            self.manager.ami_connected = state == "connected"
+        if (state == "connected") != (self.ami_state == "connected"):
+            self.ami_since = utcnow()  # since the link went up or down, not since the last retry
+        self.ami_state = state
+        stopping = self.monitor is not None and self.monitor.state in ("stopping", "stopped")
+        if state == "connected":
+            self.events.resolve("pbx_link_down")
+        elif state in ("disconnected", "auth_failed") and not stopping:
+            # Calls still get recorded without AMI, but without answer/hang-up times and causes.
+            self.events.alert("pbx_link_down", link=state, detail=detail)
+        if state == "connected":
+            self.ami_up.set()
+        else:
+            self.ami_up.clear()
+        if state == "connected":
+            log.info("ami_connected")
+        elif state == "auth_failed":
+            log.error("ami_login_refused", detail=detail)
+        else:
+            log.warning("ami_link", state=state, detail=detail)
+
+    def _link_status(self) -> dict[str, object]:
+        return {
+            "enabled": self.config.ami.enabled,
+            "state": self.ami_state,
+            "since": self.ami_since.isoformat(),
+        }
+
+    def _writer_stalled(self, error: str) -> None:
+        if self.monitor is not None:
+            self.monitor.writer_stalled(error)
+
+
+def data_path(config: Config, rel: str) -> Path:
+    return config.data_dir / rel

@@ -1,0 +1,124 @@
+"""Disclosure requests (開示請求; R9, Kawasaki 10, Osaka 8, Matsumoto 9).
+
+Opening a request finds the caller's recordings by number and dates, records how the requester's
+identity was checked (Kawasaki 10 asks for care, e.g. matching other records), and places a
+"disclosure" hold on each call (storage/holds.py) so retention cannot delete them while the request
+is open — all in one transaction with its ledger entry. Playing a recording to the requester is an
+ordinary ``recorderctl play`` with the request as the purpose. Closing records the outcome and
+releases the holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from recorderd.config import Config
+from recorderd.errors import AccessError
+from recorderd.numbers import normalise
+from recorderd.people.users import Actor, People
+from storage import holds, ledger
+from storage.catalog import list_calls
+
+__all__ = ["OUTCOMES", "Disclosure", "close", "listing", "open_request"]
+
+OUTCOMES = ("disclosed", "partly", "refused", "withdrawn", "none_found")
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    id: str
+    opened: ledger.Entry
+    closed: ledger.Entry | None
+
+    @property
+    def calls(self) -> list[str]:
+        return [str(c) for c in self.opened.detail.get("calls", [])]
+
+
+def open_request(
+    people: People,
+    sessions: sessionmaker[Session],
+    config: Config,
+    actor: Actor,
+    *,
+    number: str,
+    first: dt.date,
+    last: dt.date,
+    requester: str,
+    contact: str,
+    identity_check: str,
+) -> Disclosure:
+    people.require(actor, "hold", action="open a disclosure request")
+    if not identity_check.strip():
+        raise AccessError("record how the requester's identity was checked (--identity-check)")
+    wanted = normalise(number)
+    if wanted is None:
+        raise AccessError(f"not a telephone number: {number!r}")
+    zone = config.zone
+    start = dt.datetime.combine(first, dt.time(), zone)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+    request_id = f"DR-{dt.datetime.now(zone):%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    now = dt.datetime.now(dt.UTC)
+    with sessions.begin() as s:
+        rows = [r for r in list_calls(s, start=start, end=end, number=wanted, limit=100_000) if r.audio_path]
+        detail = {
+            "number": wanted,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "requester": requester,
+            "contact": contact,
+            "identity_check": identity_check,
+            "calls": [r.id for r in rows],
+        }
+        entry = ledger.append(s, "disclosure_opened", actor.id, subject=request_id, detail=detail, at=now)
+        for r in rows:
+            holds.place(
+                s,
+                r.id,
+                kind="disclosure",
+                reference=request_id,
+                reason=f"開示請求 {request_id}",
+                by=actor.id,
+                at=now,
+            )
+    return Disclosure(request_id, entry, None)
+
+
+def listing(sessions: sessionmaker[Session], request_id: str | None = None) -> list[Disclosure]:
+    with sessions() as s:
+        found = ledger.entries(s, kinds=("disclosure_opened", "disclosure_closed"), subject=request_id)
+    opened = {e.subject: e for e in found if e.kind == "disclosure_opened" and e.subject}
+    closed = {e.subject: e for e in found if e.kind == "disclosure_closed" and e.subject}
+    return [Disclosure(rid, e, closed.get(rid)) for rid, e in opened.items()]
+
+
+def close(
+    people: People, sessions: sessionmaker[Session], actor: Actor, request_id: str, outcome: str, note: str
+) -> int:
+    """Record the outcome and release the request's holds. Returns how many holds were released."""
+    people.require(actor, "hold", action="close a disclosure request")
+    if outcome not in OUTCOMES:
+        raise AccessError(f"outcome must be one of {', '.join(OUTCOMES)}")
+    found = listing(sessions, request_id)
+    if not found:
+        raise AccessError(f"no disclosure request {request_id}")
+    if found[0].closed is not None:
+        raise AccessError(f"{request_id} was closed already")
+    now = dt.datetime.now(dt.UTC)
+    with sessions.begin() as s:
+        ledger.append(
+            s,
+            "disclosure_closed",
+            actor.id,
+            subject=request_id,
+            at=now,
+            detail={"outcome": outcome, "note": note},
+        )
+        active = holds.listing(s, reference=request_id)
+        for h in active:
+            holds.release(s, h.id, by=actor.id, reason=f"開示請求 {request_id} 終了（{outcome}）", at=now)
+    return len(active)

@@ -1,0 +1,343 @@
+"""Export copies (Saitama's output data, Toyonaka's extraction, Matsumoto's provision; R7).
+
+The lifecycle lives in the ledger, one subject per request (``EX-YYYYMMDD-xxxxxx``):
+``export_instructed`` (two-person profiles) → ``exported`` (written before any audio is decrypted)
+→ ``export_sealed`` (the package's manifest hash) → ``provided`` → ``export_disposed``. Forms and
+``export list`` fold these entries; there is no second copy of the truth to drift from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from recorderd.config import Config
+from recorderd.config.people import ExportPolicy
+from recorderd.errors import AccessError
+from recorderd.people.users import Actor, Forbidden, People
+from recorderd.records import package
+from recorderd.records.audio import call_path, decrypt_recording
+from recorderd.records.play import find_call, wav_bytes
+from storage import ledger, signing
+from storage.age import AgeKeyError, encrypt_bytes, parse_recipient
+from storage.models import Call
+from storage.retention import Period, last_day
+from storage.vault import sha256_file
+
+__all__ = ["Order", "Request", "create", "dispose", "instruct", "keep_until", "provide", "requests"]
+
+_STATUS = (  # the latest stage reached names the status
+    ("export_disposed", "disposed"),
+    ("provided", "provided"),
+    ("export_sealed", "exported"),
+    ("export_failed", "failed"),
+    ("exported", "exporting"),
+)
+LIFECYCLE = ("export_instructed", "exported", "export_sealed", "export_failed", "provided", "export_disposed")
+
+
+@dataclass(frozen=True)
+class Order:
+    """What is to be exported, why, and for whom (the fields of the regulations' forms)."""
+
+    calls: list[str]
+    purpose: str
+    legal_basis: (
+        str  # e.g. "個人情報保護法第69条第2項", "法令に基づく場合", "捜査機関からの照会", "市長が認めた場合"
+    )
+    recipient: str
+    duties: str  # the recipient's duties: no copying, no other use, return or delete when done
+    due: dt.date  # return or deletion due date
+    medium: str = ""  # e.g. "DVD-R"
+    recipient_key: str | None = None  # age1…: the audio is re-encrypted to it instead of plain WAV
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "purpose": self.purpose,
+            "legal_basis": self.legal_basis,
+            "recipient": self.recipient,
+            "duties": self.duties,
+            "due": self.due.isoformat(),
+            "medium": self.medium,
+            "format": "age" if self.recipient_key else "wav",
+            "recipient_key": self.recipient_key,
+        }
+
+    @classmethod
+    def from_detail(cls, d: dict[str, Any]) -> Order:
+        return cls(
+            list(d["calls"]),
+            d["purpose"],
+            d["legal_basis"],
+            d["recipient"],
+            d["duties"],
+            dt.date.fromisoformat(d["due"]),
+            d.get("medium", ""),
+            d.get("recipient_key"),
+        )
+
+
+@dataclass
+class Request:
+    id: str
+    entries: list[ledger.Entry] = field(default_factory=list)
+
+    def last(self, kind: str) -> ledger.Entry | None:
+        found = [e for e in self.entries if e.kind == kind]
+        return found[-1] if found else None
+
+    @property
+    def order(self) -> Order:
+        first = self.last("export_instructed") or self.last("exported")
+        assert first is not None
+        return Order.from_detail(first.detail)
+
+    @property
+    def status(self) -> str:
+        for kind, name in _STATUS:
+            if self.last(kind):
+                return name
+        return "instructed"
+
+
+def keep_until(policy: ExportPolicy, made: dt.date) -> dt.date:
+    """The last day the export copy is kept; the same calendar rules as recordings (storage/retention.py)."""
+    return last_day(Period(policy.keep_unit, policy.keep_count), made, policy.fiscal_year_start_month)
+
+
+def requests(sessions: sessionmaker[Session], request_id: str | None = None) -> list[Request]:
+    with sessions() as s:
+        found = ledger.entries(s, kinds=LIFECYCLE, subject=request_id)
+    by_id: dict[str, Request] = {}
+    for e in found:
+        if e.subject:
+            by_id.setdefault(e.subject, Request(e.subject)).entries.append(e)
+    return list(by_id.values())
+
+
+def _new_id(zone: dt.tzinfo) -> str:
+    return f"EX-{dt.datetime.now(zone):%Y%m%d}-{uuid.uuid4().hex[:6]}"
+
+
+def _resolve(sessions: sessionmaker[Session], order: Order) -> tuple[Order, list[Call]]:
+    """Full call IDs for the prefixes given; every call must still have its audio."""
+    if not order.calls:
+        raise AccessError("name at least one call")
+    if not order.purpose.strip() or not order.legal_basis.strip() or not order.recipient.strip():
+        raise AccessError("purpose, legal basis and recipient are required")
+    if order.recipient_key:
+        try:
+            parse_recipient(order.recipient_key)
+        except AgeKeyError as exc:
+            raise AccessError(f"recipient key: {exc}") from exc
+    rows = [find_call(sessions, c) for c in order.calls]
+    for row in rows:
+        if row.audio_path is None:
+            raise AccessError(f"call {row.id} has no audio (status {row.status})")
+    return replace(order, calls=[r.id for r in rows]), rows
+
+
+def _check_policy(config: Config, order: Order) -> None:
+    policy = config.exports
+    if ("age" if order.recipient_key else "wav") not in policy.formats:
+        raise AccessError(f"this profile allows export formats {policy.formats} only")
+    if policy.legal_bases and order.legal_basis not in policy.legal_bases:
+        raise AccessError(f"legal basis must be one of: {' / '.join(policy.legal_bases)}")
+
+
+def instruct(
+    people: People, sessions: sessionmaker[Session], config: Config, actor: Actor, order: Order
+) -> str:
+    """An order to export, by someone with "instruct" (様式第1号 in Saitama). Returns the request ID."""
+    people.require(actor, "instruct", action="instruct an export")
+    order, _rows = _resolve(sessions, order)
+    _check_policy(config, order)
+    request_id = _new_id(config.zone)
+    ledger.append_committed(
+        sessions, "export_instructed", actor.id, subject=request_id, detail=order.detail()
+    )
+    return request_id
+
+
+def _instruction(
+    sessions: sessionmaker[Session], actor: Actor, request_id: str
+) -> tuple[Order, ledger.Entry]:
+    found = requests(sessions, request_id)
+    if not found or found[0].last("export_instructed") is None:
+        raise AccessError(f"no instruction {request_id}")
+    req = found[0]
+    if req.last("exported") and req.status != "failed":
+        raise AccessError(f"{request_id} has been exported already")
+    entry = req.last("export_instructed")
+    assert entry is not None
+    if entry.actor == actor.id:
+        raise Forbidden(f"{actor.id} gave instruction {request_id}; someone else must carry it out")
+    return req.order, entry
+
+
+def create(
+    people: People,
+    sessions: sessionmaker[Session],
+    config: Config,
+    actor: Actor,
+    identities: list[str],
+    out: Path,
+    *,
+    order: Order | None = None,
+    request_id: str | None = None,
+) -> tuple[str, Path]:
+    """Make the package. Returns (request ID, package directory)."""
+    people.require(actor, "export", action="make an export copy")
+    instruction = None
+    if request_id is not None:
+        order, instruction = _instruction(sessions, actor, request_id)
+    elif config.exports.two_person:
+        raise Forbidden(
+            "this profile exports only on an instruction (recorderctl export instruct), by another person"
+        )
+    if order is None:
+        raise AccessError("give an instruction (--instruction) or the export's details")
+    order, rows = _resolve(sessions, order)
+    _check_policy(config, order)
+    request_id = request_id or _new_id(config.zone)
+    made = dt.datetime.now(config.zone).date()
+    detail = {
+        **order.detail(),
+        "keep_until": keep_until(config.exports, made).isoformat(),
+        "instructed_by": instruction.actor if instruction else None,
+        "instruction_seq": instruction.seq if instruction else None,
+        "package": out.name,
+        "recordings": [{"call": r.id, "sha256": r.audio_sha256} for r in rows],
+    }
+    entry = ledger.append_committed(sessions, "exported", actor.id, subject=request_id, detail=detail)
+    try:
+        digest = _build(sessions, config, actor, identities, out, request_id, order, rows, entry)
+    except BaseException as exc:
+        shutil.rmtree(out, ignore_errors=True)
+        ledger.append_committed(
+            sessions, "export_failed", actor.id, subject=request_id, detail={"error": str(exc)[:500]}
+        )
+        raise
+    ledger.append_committed(
+        sessions,
+        "export_sealed",
+        actor.id,
+        subject=request_id,
+        detail={"manifest_sha256": digest, "package": out.name},
+    )
+    return request_id, out
+
+
+def _call_facts(row: Call, zone: dt.tzinfo) -> dict[str, Any]:
+    def t(x: dt.datetime | None) -> str | None:
+        return x.astimezone(zone).isoformat() if x else None
+
+    return {
+        "id": row.id,
+        "started_at": t(row.started_at),
+        "answered_at": t(row.answered_at),
+        "ended_at": t(row.ended_at),
+        "duration_s": row.duration_s,
+        "direction": row.direction,
+        "line": row.line,
+        "city_side_number": row.local_number,
+        "counterpart_number": row.remote_number,
+        "original_sha256": row.audio_sha256,
+    }
+
+
+def notice_text(order: Order, request_id: str) -> str:
+    return (
+        f"出力データ／提供記録 {request_id}\n\n"
+        f"提供先: {order.recipient}\n目的: {order.purpose}\n根拠: {order.legal_basis}\n"
+        f"返却・消去期限: {order.due:%Y年%m月%d日}\n\n遵守事項:\n{order.duties}\n"
+        "1. 通話記録を無断で複製しないこと。\n2. 目的以外の利用及び第三者への無断提供を行わないこと。\n"
+        "3. 目的を達成したときは、速やかにデータの返却、消去等必要な処理を行うこと。\n\n"
+        f"Export {request_id} for {order.recipient}. Purpose: {order.purpose}. Basis: {order.legal_basis}.\n"
+        f"Return or delete by {order.due.isoformat()}. Do not copy, do not use for any other purpose, do not "
+        "pass on.\nCheck integrity with: recorderctl export verify <this directory>\n"
+    )
+
+
+def _build(
+    sessions: sessionmaker[Session],
+    config: Config,
+    actor: Actor,
+    identities: list[str],
+    out: Path,
+    request_id: str,
+    order: Order,
+    rows: list[Call],
+    entry: ledger.Entry,
+) -> str:
+    audio: dict[str, bytes] = {}
+    incomplete = []
+    for row in rows:
+        path = call_path(row, config.data_dir)
+        # Authenticated decryption catches a changed byte; the catalogue hash also catches a file
+        # swapped for another valid recording.
+        if row.audio_sha256 and sha256_file(path) != row.audio_sha256:
+            raise AccessError(f"call {row.id}: the file differs from the catalogue (recorderctl verify)")
+        dec = decrypt_recording(path, identities)
+        wav = wav_bytes(dec.au)
+        if order.recipient_key:
+            audio[f"{row.id}.wav.age"] = encrypt_bytes(wav, [order.recipient_key])
+        else:
+            audio[f"{row.id}.wav"] = wav
+        if not dec.complete:
+            incomplete.append({"call": row.id, "note": dec.note})
+    with sessions() as s:
+        excerpt = ledger.entries(s, call_ids=[r.id for r in rows]) + ledger.entries(s, subject=request_id)
+    excerpt = sorted({e.seq: e for e in excerpt}.values(), key=lambda e: e.seq)
+    key, _created = signing.load_or_create(config.signing_key_path)
+    manifest = {
+        "package": request_id,
+        "created_at": dt.datetime.now(config.zone).isoformat(),
+        "site": config.municipality,
+        "exported_by": {"id": actor.id, "name": actor.name, "role": actor.role},
+        "request": {
+            **order.detail(),
+            "keep_until": entry.detail["keep_until"],
+            "instructed_by": entry.detail["instructed_by"],
+        },
+        "calls": [_call_facts(r, config.zone) for r in rows],
+        "incomplete": incomplete,
+        "ledger": {"excerpt": "ledger.jsonl", "export_entry": {"seq": entry.seq, "hash": entry.hash}},
+    }
+    return package.write(
+        out, manifest=manifest, audio=audio, notice=notice_text(order, request_id), excerpt=excerpt, key=key
+    )
+
+
+def _record_follow_up(
+    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str,
+    kind: str, action: str, detail: dict[str, str],
+) -> None:  # fmt: skip
+    """Ledger what happened to an existing export copy, by someone allowed to handle exports."""
+    people.require(actor, "export", action=action)
+    if not requests(sessions, request_id):
+        raise AccessError(f"no export {request_id}")
+    ledger.append_committed(sessions, kind, actor.id, subject=request_id, detail=detail)
+
+
+def provide(
+    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str, to: str, medium: str
+) -> None:
+    """The copy was handed over (Matsumoto's 提供)."""
+    _record_follow_up(sessions, people, actor, request_id, "provided", "record a provision",
+                      {"to": to, "medium": medium})  # fmt: skip
+
+
+def dispose(
+    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str, how: str, note: str
+) -> None:
+    """The copy was returned, deleted or destroyed (Matsumoto's 廃棄; Saitama's retention end)."""
+    _record_follow_up(sessions, people, actor, request_id, "export_disposed", "record a disposal",
+                      {"how": how, "note": note})  # fmt: skip

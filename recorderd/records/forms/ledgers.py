@@ -1,0 +1,134 @@
+"""Ledger-shaped forms: one row per event over a period.
+
+- Toyonaka 様式第1号 通話録音データ取出管理台帳 (要綱 8-3: the handler records each extraction made on
+  the operations manager's instruction).
+- Matsumoto 通話記録管理簿 (要綱 10: copies, provision, disposal and other necessary matters).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from recorderd.records.forms.data import FormData, when
+from recorderd.records.forms.sheet import Sheet, wareki
+from storage import ledger
+
+
+def _calls(data: FormData, e: ledger.Entry) -> tuple[str, str]:
+    """(times, counterpart numbers) of an entry's calls, one line per call."""
+    ids = [str(c) for c in e.detail.get("calls", [])] or ([e.call_id] if e.call_id else [])
+    facts = [data.call(c) for c in ids]
+    times = "\n".join(when(f.started, data.zone) for f in facts)
+    numbers = "\n".join(f.counterpart or "-" for f in facts)
+    return times, numbers
+
+
+_HOW = {"returned": "返却", "deleted": "消去", "destroyed": "廃棄"}
+
+
+def _due(text: object) -> str:
+    try:
+        return wareki(dt.date.fromisoformat(str(text)))
+    except ValueError:
+        return str(text or "")
+
+
+def _status(data: FormData, e: ledger.Entry) -> str:
+    later = [x for x in data.by_subject(e.subject) if x.seq > e.seq]
+    notes = []
+    for x in later:
+        if x.kind == "provided":
+            notes.append(f"{wareki(data.day(x))} 提供（{x.detail.get('to', '')}）")
+        elif x.kind == "export_disposed":
+            how = {"returned": "返却", "deleted": "消去", "destroyed": "廃棄"}.get(
+                str(x.detail.get("how")), ""
+            )
+            notes.append(f"{wareki(data.day(x))} {how}")
+        elif x.kind == "export_failed":
+            notes.append("作成失敗")
+    return "\n".join(notes)
+
+
+def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
+    sheet.page("様式第1号（第8条関係）")
+    sheet.title("通話録音データ取出管理台帳")
+    sheet.right(data.site)
+    headers = (
+        "番号",
+        "取出年月日",
+        "対象データの日時",
+        "相手方電話番号",
+        "取出しの目的",
+        "指示者",
+        "取扱員",
+        "提供先・根拠",
+        "返却・消去期限",
+        "処理状況",
+    )
+    rows = []
+    for n, e in enumerate(data.of("exported"), 1):
+        times, numbers = _calls(data, e)
+        d = e.detail
+        rows.append(
+            (
+                str(n),
+                wareki(data.day(e)),
+                times,
+                numbers,
+                str(d.get("purpose", "")),
+                data.person(d.get("instructed_by")),
+                data.person(e.actor),
+                f"{d.get('recipient', '')}\n{d.get('legal_basis', '')}",
+                _due(d.get("due")),
+                _status(data, e),
+            )
+        )
+    sheet.grid(headers, rows, (8, 27, 41, 24, 30, 26, 26, 32, 27, 26))
+    return len(rows)
+
+
+_KIND_LABEL = {"exported": "複製", "provided": "提供", "export_disposed": "廃棄", "deleted": "消去"}
+
+
+def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
+    sheet.page()
+    sheet.title("通話記録管理簿")
+    sheet.right(data.site)
+    headers = (
+        "番号",
+        "年月日",
+        "区分",
+        "対象通話の日時",
+        "電話番号",
+        "事由（第8条第1項）",
+        "提供先",
+        "遵守事項（第8条第2項）",
+        "取扱者",
+        "備考",
+    )
+    rows = []
+    events = [e for e in data.of(*_KIND_LABEL) if e.kind != "deleted" or e.subject]  # deletions on request
+    for n, e in enumerate(events, 1):
+        origin = next((x for x in data.by_subject(e.subject) if x.kind == "exported"), e) if e.subject else e
+        times, numbers = _calls(data, origin)
+        d = origin.detail
+        to = e.detail.get("to") or d.get("recipient", "")
+        duties = "無断複製禁止・目的外利用禁止・返却又は消去" if e.kind in ("exported", "provided") else ""
+        how = _HOW.get(str(e.detail.get("how")), "")
+        note = how or e.detail.get("note") or e.detail.get("rule") or ""
+        rows.append(
+            (
+                str(n),
+                wareki(data.day(e)),
+                _KIND_LABEL[e.kind],
+                times,
+                numbers,
+                str(d.get("legal_basis", "")),
+                str(to),
+                duties,
+                data.person(e.actor),
+                str(note),
+            )
+        )
+    sheet.grid(headers, rows, (8, 27, 10, 41, 24, 34, 26, 34, 28, 20))
+    return len(rows)
