@@ -62,6 +62,8 @@ from bench.concurrent_calls import Result as CallsResult
 from bench.concurrent_calls import verify as verify_calls
 from recorderd.config import load_config
 from recorderd.retention import rules as retention_rules
+from recorderd.service import Service
+from recorderd.service.people import FreshKey, add_first_person, add_person, change_password
 from storage import ledger, retention_log
 from storage.age import generate_identity
 from storage.db import open_database
@@ -260,15 +262,31 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
         out.delays[name] = {k: _delays(samples[k], a, b) for k in ("arrival", "durable")}
     out.frames = CallsResult(args.live, sum(1 for c in gen.calls if c.sock is not None))
     verify_calls(data_dir, identity, gen.calls, out.frames)
+    reader = planner(config, data_dir)
     t = time.monotonic()
     plan = subprocess.run(
-        [sys.executable, "-m", "recorderd.cli.ctl", "--config", str(config), "retention", "plan"],
+        [sys.executable, "-m", "recorderd.cli.ctl", "--config", str(config), "retention", "plan", *reader],
         env=env, cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     out.plan_s = time.monotonic() - t
     out.plan_lines = len(plan.stdout.splitlines())
     out.checks = check_catalogue(data_dir, out.due)
     return out
+
+
+def planner(config: Path, data_dir: Path) -> list[str]:
+    """A person who may read the plan (an auditor: the plan is ledgered like any look at the
+    catalogue); returns the recorderctl arguments that sign them in."""
+    cfg = load_config(config)
+    svc = Service(cfg, open_database(cfg.db_url)[1])
+    password = "bench-auditor-pw"
+    add_first_person(svc, "benchboss", "Bench", "manager", password, key=FreshKey([generate_identity()[0]]))
+    boss = svc.sign_in("benchboss", password)
+    add_person(svc, boss, "bench", "Bench auditor", "auditor", "first-" + password, key=None)
+    change_password(svc, "bench", "first-" + password, password)
+    file = data_dir / "bench-password"
+    file.write_text(password)
+    return ["--as", "bench", "--password-file", str(file)]
 
 
 def check_catalogue(data_dir: Path, due: int) -> dict[str, int]:

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from storage.holds import is_held
 from storage.models import Call
 
 
@@ -22,9 +23,13 @@ def list_calls(
     number: str | None = None,
     line: str | None = None,
     status: str | None = None,
+    direction: str | None = None,
+    held: bool | None = None,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[Call]:
-    """Calls started in [start, end), newest first; ``number`` matches either party."""
+    """Calls started in [start, end), newest first; ``number`` matches either party; ``held``: only
+    calls with (True) or without (False) an active hold."""
     q = select(Call)
     if start is not None:
         q = q.where(Call.started_at >= start)  # the column type converts to UTC
@@ -36,7 +41,11 @@ def list_calls(
         q = q.where(Call.line == line)
     if status is not None:
         q = q.where(Call.status == status)
-    q = q.order_by(Call.started_at.desc()).limit(limit)
+    if direction is not None:
+        q = q.where(Call.direction == direction)
+    if held is not None:
+        q = q.where(is_held() if held else ~is_held())
+    q = q.order_by(Call.started_at.desc(), Call.id).limit(limit).offset(offset)
     return list(session.scalars(q))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,10 +58,44 @@ def is_initialised(engine: Engine) -> bool:
     return inspect(engine).has_table("calls")
 
 
+class SchemaNotCurrent(Exception):
+    """The catalogue is missing or at another schema revision than this code expects."""
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why the catalogue cannot be used without a migration, or None when it is at the newest revision."""
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        return "no catalogue yet (the daemon creates it at its first start)"
+    if current != head:
+        return (
+            f"the catalogue is at schema {current}, this version expects {head}: "
+            "restart the daemon to upgrade it"
+        )
+    return None
+
+
 def open_database(url: str, *, migrate: bool = True) -> tuple[Engine, sessionmaker[Session]]:
     engine = make_engine(url)
     if migrate:
         upgrade(engine)
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def open_current(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    """The catalogue as it is, for a command that reads or appends: never created, never migrated
+    behind the daemon's back (SchemaNotCurrent says what to do instead)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():  # connecting would create an empty file
+            raise SchemaNotCurrent(f"{path}: no catalogue yet (the daemon creates it at its first start)")
+    engine = make_engine(url)
+    problem = schema_problem(engine)
+    if problem is not None:
+        engine.dispose()
+        raise SchemaNotCurrent(problem)
     return engine, sessionmaker(engine, expire_on_commit=False)
 
 

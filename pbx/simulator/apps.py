@@ -59,6 +59,7 @@ class AppCall(Protocol):
     async def wait_until_sample(self, sample: int) -> bool: ...
     async def play(self, name: str) -> tuple[int, int] | None: ...
 
+
 _AUDIOSOCKET_CONNECT_TIMEOUT_S = 2.0  # real seconds
 _CODEC = re.compile(r"c\((\w+)\)")
 

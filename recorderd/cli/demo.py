@@ -2,7 +2,8 @@
 
 A fresh directory, a fresh passphrase-protected key, the daemon on an embedded configuration, and
 the PBX simulator (which speaks AGI, AMI and AudioSocket as the captured Asterisk 20.20.1 does)
-placing four calls. Then the call list, and one recording decrypted to WAV.
+placing four calls. Then a demo person signs in, and the call list and one recording decrypted to
+WAV go through the service layer like any person's: both are in the ledger.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ import numpy as np
 
 from announce import builtin_prompt, load_pcm
 from pbx.simulator import PbxSimulator, SimCall
-from recorderd.cli.ctl import format_table
+from recorderd.cli.calls import format_table
 from recorderd.config import Config, parse_config
 from recorderd.daemon.lifecycle import Daemon, Endpoints
-from recorderd.people.keys import load_identities
-from recorderd.records.audio import export_wav
+from recorderd.service import Actor, Service, calls
+from recorderd.service.people import FreshKey, add_first_person, load_identities
 from storage.age import encrypt_passphrase_identity, generate_identity
-from storage.catalog import list_calls
 from storage.db import open_database
 
 PASSPHRASE = "demo"
+DEMO_PERSON = "demo"
+DEMO_PASSWORD = "demo-password-1"  # printed: a demo on throwaway data, not a secret
 
 
 def speech(name: str) -> bytes:
@@ -145,23 +147,42 @@ async def _run(root: Path, speed: float) -> int:
     return _report(root, config, setup)
 
 
+def _ctl() -> str:
+    """How to call recorderctl from here: its name when on PATH, else the one beside this Python
+    (the README's ``.venv/bin/recorderd demo`` leaves ``.venv/bin`` off PATH)."""
+    if shutil.which("recorderctl"):
+        return "recorderctl"
+    beside = Path(sys.executable).parent / "recorderctl"
+    return str(beside) if beside.exists() else "recorderctl"
+
+
+def demo_person(root: Path, svc: Service, setup: DemoSetup) -> Actor:
+    """The demo's one person: a manager holding a copy of the demo key, signed in. Every look at the
+    recordings below goes through the same door as recorderctl's, and is in the ledger."""
+    password_file = root / "demo-password"
+    password_file.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
+    password_file.chmod(0o600)
+    key = FreshKey(load_identities(setup.identity_file, PASSPHRASE))
+    add_first_person(svc, DEMO_PERSON, "デモ管理責任者", "manager", DEMO_PASSWORD, key=key)
+    return svc.sign_in(DEMO_PERSON, DEMO_PASSWORD)
+
+
 def _report(root: Path, config: Config, setup: DemoSetup) -> int:
     _engine, sessions = open_database(config.db_url)
-    with sessions() as s:
-        rows = list_calls(s)
+    svc = Service(config, sessions)
+    person = demo_person(root, svc, setup)
+    rows = calls.search(svc, person, calls.Query(limit=50))
     print("\n".join(format_table(rows, config.zone)))
     completed = [r for r in rows if r.status == "completed" and r.direction == "inbound"]
     if not completed:
         print("\nrecorderd demo: no completed inbound recording: something is wrong", file=sys.stderr)
         return 1
     row = max(completed, key=lambda r: r.audio_seconds or 0.0)  # the full conversation
-    assert row.audio_path is not None
     out = root / f"call-{row.id[:8]}.wav"
-    identities = load_identities(setup.identity_file, PASSPHRASE)
-    export_wav(config.data_dir / row.audio_path, identities, out)
+    done = calls.copy(svc, person, row.id, "demo: check the recording", out)
     with wave.open(str(out), "rb") as w:
         audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
-    print(f"\nDecrypted call {row.id[:8]} with the passphrase-protected key → {out}")
+    print(f"\nDecrypted call {row.id[:8]} as {DEMO_PERSON} (ledger entry {done.entry.seq}) → {out}")
     for name, ref in [("announcement", load_pcm(builtin_prompt("ja"))), ("caller speech", speech("caller")),
                       ("agent speech", speech("agent"))]:  # fmt: skip
         score, _lag = locate(audio, np.frombuffer(ref, "<i2").astype(np.float64))
@@ -170,15 +191,27 @@ def _report(root: Path, config: Config, setup: DemoSetup) -> int:
     print(
         f"\nOn disk (all age-encrypted): {len(files_on_disk)} file(s) under {config.data_dir / 'recordings'}"
     )
-    print("\nTry next:")
-    cfg = root / "recorderd.toml"
-    print(f"  recorderctl --config {cfg} calls list")
-    print(f"  recorderctl --config {cfg} calls show {row.id[:8]}")
-    print(f"  RECORDERD_PASSPHRASE={PASSPHRASE} recorderctl --config {cfg} calls export-audio {row.id[:8]} "
-          f"--identity {setup.identity_file} --out /tmp/call.wav")  # fmt: skip
-    print(f"  recorderctl --config {cfg} verify")
+    where = root / "demo-password"
+    print(f"\nA demo person: ID {DEMO_PERSON}, password {DEMO_PASSWORD} (also in {where}).")
+    print("Try next:")
+    for line in try_next(root, row.id[:8]):
+        print(f"  {line}")
     print(f"  play {out}        # sox; or any audio player")
     return 0
+
+
+def try_next(root: Path, call: str) -> list[str]:
+    """The commands the demo suggests; a test runs each exactly as printed."""
+    base = f"{_ctl()} --config {root / 'recorderd.toml'}"
+    me = f"--as {DEMO_PERSON} --password-file {root / 'demo-password'}"
+    return [
+        f"{base} calls list {me}",
+        f"{base} calls show {call} {me}",
+        f"{base} calls export-audio {call} {me} --purpose 'demo' --out {root / 'copy.wav'}",
+        f"{base} ledger show {me}",
+        f"{base} verify {me}",
+        f"{base} status",
+    ]
 
 
 def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False) -> int:

@@ -1,233 +1,131 @@
-"""``recorderctl`` commands about people: users, keyring, play (and, via records_cli, ledger, export,
-forms, disclosure). ``register(subparsers)`` is the one hook ctl.py calls.
-
-Passwords come from a file option, else an environment variable (automation and tests), else the
-terminal: the acting person's from --password-file / $RECORDERD_PASSWORD, a new one from
---new-password-file / $RECORDERD_NEW_PASSWORD, a key holder's from --key-from-password-file /
-$RECORDERD_KEY_PASSWORD.
-"""
+"""``recorderctl users …``, ``keyring …`` and ``keys init``: people, their key copies, the recording key."""
 
 from __future__ import annotations
 
 import argparse
-import functools
-import getpass
+import datetime as dt
 import os
-import shlex
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from recorderd.config import Config, ConfigError, load_config
+from recorderd.cli.common import App, read_passphrase, secret, who
 from recorderd.config.people import ROLE_LABELS, ROLES
-from recorderd.errors import AccessError
-from recorderd.people.keys import KeyringError, load_identities
-from recorderd.people.users import Actor, People, UserError
-from recorderd.records.play import default_player, play
-from storage import ledger
-from storage.age import AgeDecryptError, AgeKeyError, generate_identity, recipient_of
-from storage.db import open_database
-from storage.holds import HoldError
-from storage.signing import SigningError
+from recorderd.service import UserError
+from recorderd.service import people as service
+from storage.age import encrypt_passphrase_identity, generate_identity, recipient_of
 
-Command = Callable[[argparse.Namespace], int]
+__all__ = ["register"]
 
 
-@dataclass
-class Ctx:
-    config: Config
-    sessions: sessionmaker[Session]
-    people: People
-
-
-def ctx(args: argparse.Namespace) -> Ctx:
-    config = load_config(Path(args.config))
-    _engine, sessions = open_database(config.db_url)
-    return Ctx(config, sessions, People(sessions, config))
-
-
-def secret(path: Path | None, env: str, prompt: str, *, confirm: bool = False) -> str:
-    if path is not None:
-        return path.read_text(encoding="utf-8").rstrip("\n")
-    if os.environ.get(env):
-        return os.environ[env]
-    if not sys.stdin.isatty():
-        raise UserError(f"{prompt.rstrip(': ')}: no terminal; give a file option or ${env}")
-    first = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Again: ") != first:
-        raise UserError("the two passwords differ")
-    return first
-
-
-def sign_in(c: Ctx, args: argparse.Namespace, action: str) -> Actor:
-    if not args.as_:
-        raise UserError("say who you are: --as YOUR-ID")
-    password = secret(args.password_file, "RECORDERD_PASSWORD", f"Password for {args.as_}: ")
-    return c.people.authenticate(args.as_, password, action=action)
-
-
-def guarded(fn: Command) -> Command:
-    """Refusals are exit 2 with one line naming why; a failed decryption or check is exit 1."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except (
-            UserError,
-            AccessError,
-            ConfigError,
-            KeyringError,
-            SigningError,
-            HoldError,
-            AgeKeyError,
-            ledger.LedgerUnavailable,
-        ) as exc:
-            print(f"recorderctl: {exc}", file=sys.stderr)
-            return 2
-        except AgeDecryptError as exc:
-            print(f"recorderctl: decryption failed: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
-def who(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as", dest="as_", metavar="ID", help="your personal ID")
-    p.add_argument("--password-file", type=Path, help="your password (else $RECORDERD_PASSWORD or a prompt)")
-
-
-# -- users ---------------------------------------------------------------------------------------
-def _key_source(c: Ctx, args: argparse.Namespace, actor: Actor | None, *, may_create: bool) -> list[str]:
-    """The recording identities for a new key copy: a fresh key, an imported one, or a holder's copy."""
-    if may_create and (args.new_key or args.import_identity):
-        if c.people.keyring.holders():
-            raise UserError("a recording key exists already: copy it from a holder with --key-from")
-        if args.import_identity:
+def _key_source(app: App, *, may_create: bool) -> service.KeySource | None:
+    """Where a new key copy comes from: a fresh or imported key (first holder), or a holder's copy."""
+    a = app.args
+    if may_create and (a.new_key or a.import_identity):
+        if a.import_identity:
             phrase = secret(
-                args.identity_passphrase_file, "RECORDERD_IDENTITY_PASSPHRASE", "Identity passphrase: "
+                a.identity_passphrase_file, "RECORDERD_IDENTITY_PASSPHRASE", "Identity passphrase: "
             )
-            ids = load_identities(Path(args.import_identity), phrase)
+            ids = service.load_identities(Path(a.import_identity), phrase)
         else:
             ids = [generate_identity()[0]]
         for r in (recipient_of(i) for i in ids):
             print(r)  # the public key for encryption.recipients
-            if r not in c.config.encryption.recipients:
+            if r not in app.config.encryption.recipients:
                 print(
                     f"note: put {r} in [encryption] recipients so recordings are encrypted to it",
                     file=sys.stderr,
                 )
-        return ids
-    holder = args.key_from or (actor.id if actor is not None and c.people.keyring.has(actor.id) else None)
-    if holder is None:
-        hint = " or --new-key for the first key" if may_create else ""
-        raise UserError(f"this role holds a key copy: --key-from HOLDER (someone who holds one){hint}")
-    if actor is not None and holder == actor.id:
-        return c.people.keyring.unlock(holder, actor.password)
-    pw = secret(args.key_from_password_file, "RECORDERD_KEY_PASSWORD", f"Password of key holder {holder}: ")
-    source = c.people.authenticate(holder, pw, action="copy the recording key")
-    return c.people.keyring.unlock(source.id, source.password)
+        return service.FreshKey(ids)
+    if a.key_from and a.key_from != a.as_:
+        pw = secret(
+            a.key_from_password_file, "RECORDERD_KEY_PASSWORD", f"Password of key holder {a.key_from}: "
+        )
+        return service.Holder(a.key_from, pw)
+    return None  # the acting person's own copy
 
 
-@guarded
-def cmd_users_add(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    actor = sign_in(c, args, "add a person") if args.as_ else None
-    if actor is not None:
-        c.people.require(actor, "manage_users", action="add a person")
-    key = _key_source(c, args, actor, may_create=True) if c.config.people.holds_key(args.role) else None
-    first = secret(
-        args.new_password_file, "RECORDERD_NEW_PASSWORD", f"First password for {args.id}: ", confirm=True
-    )
-    with_key = c.people.add(actor, args.id, args.name, args.role, first, key=key)
+def cmd_users_add(app: App) -> int:
+    a = app.args
+    svc = app.service(migrate=True)  # the first person may come before the daemon's first start
+    if a.as_ is None:
+        first = secret(a.new_password_file, "RECORDERD_NEW_PASSWORD", f"Password for {a.id}: ", confirm=True)
+        with_key = service.add_first_person(svc, a.id, a.name, a.role, first, key=_key_source_first(app))
+        after = "the password is the one just chosen"
+    else:
+        person = app.sign_in()
+        key = _key_source(app, may_create=True) if app.config.people.holds_key(a.role) else None
+        first = secret(
+            a.new_password_file, "RECORDERD_NEW_PASSWORD", f"First password for {a.id}: ", confirm=True
+        )
+        with_key = service.add_person(svc, person, a.id, a.name, a.role, first, key=key)
+        after = "must change the password at first use"
     print(
-        f"{args.id} added as {ROLE_LABELS[args.role]} ({args.role}); "
-        f"{'holds a key copy' if with_key else 'holds no key copy'}; must change the password at first use",
+        f"{a.id} added as {ROLE_LABELS[a.role]} ({a.role}); "
+        f"{'holds a key copy' if with_key else 'holds no key copy'}; {after}",
         file=sys.stderr,
     )
     return 0
 
 
-@guarded
-def cmd_users_passwd(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    if args.reset:
-        actor = sign_in(c, args, "reset a password")
-        c.people.require(actor, "manage_users", action="reset a password")  # before asking a holder
-        target = c.people.get(args.id)
-        needs_key = target is not None and c.config.people.holds_key(target.role)
-        key = _key_source(c, args, actor, may_create=False) if needs_key else None
+def _key_source_first(app: App) -> service.FreshKey | None:
+    source = _key_source(app, may_create=True) if app.config.people.holds_key(app.args.role) else None
+    if source is not None and not isinstance(source, service.FreshKey):
+        raise UserError("the first person holds the first key: --new-key, or --import-identity FILE")
+    return source
+
+
+def cmd_users_passwd(app: App) -> int:
+    a = app.args
+    svc = app.service()
+    if a.reset:
+        if a.as_ is None:
+            raise UserError("a reset is done by an administrator: --as YOUR-ID")
+        person = app.sign_in()
+        holder = _key_source(app, may_create=False)
         new = secret(
-            args.new_password_file, "RECORDERD_NEW_PASSWORD", f"New password for {args.id}: ", confirm=True
+            a.new_password_file, "RECORDERD_NEW_PASSWORD", f"New password for {a.id}: ", confirm=True
         )
-        c.people.reset_password(actor, args.id, new, key=key)
-        print(f"{args.id}: temporary password set; it must be changed at first use", file=sys.stderr)
+        service.reset_password(
+            svc, person, a.id, new, holder=holder if isinstance(holder, service.Holder) else None
+        )
+        print(f"{a.id}: temporary password set; it must be changed at first use", file=sys.stderr)
         return 0
-    old = secret(args.password_file, "RECORDERD_PASSWORD", f"Current password for {args.id}: ")
-    new = secret(args.new_password_file, "RECORDERD_NEW_PASSWORD", "New password: ", confirm=True)
-    c.people.change_password(args.id, old, new)
-    print(f"{args.id}: password changed", file=sys.stderr)
+    old = secret(a.password_file, "RECORDERD_PASSWORD", f"Current password for {a.id}: ")
+    new = secret(a.new_password_file, "RECORDERD_NEW_PASSWORD", "New password: ", confirm=True)
+    service.change_password(svc, a.id, old, new)
+    print(f"{a.id}: password changed", file=sys.stderr)
     return 0
 
 
-@guarded
-def cmd_users_disable(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    had = c.people.disable(sign_in(c, args, "disable an account"), args.id)
-    print(f"{args.id}: disabled{'; key copy destroyed' if had else ''}", file=sys.stderr)
+def cmd_users_disable(app: App) -> int:
+    had = service.disable(app.service(), app.sign_in(), app.args.id)
+    print(f"{app.args.id}: disabled{'; key copy destroyed' if had else ''}", file=sys.stderr)
     return 0
 
 
-@guarded
-def cmd_users_unlock(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    c.people.unlock(sign_in(c, args, "unlock an account"), args.id)
+def cmd_users_unlock(app: App) -> int:
+    service.unlock(app.service(), app.sign_in(), app.args.id)
     return 0
 
 
-@guarded
-def cmd_users_list(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    zone = c.config.zone
+def cmd_users_list(app: App) -> int:
+    svc = app.service()
+    zone = svc.config.zone
     print(f"{'ID':16} {'ROLE':20} {'KEY':4} {'PASSWORD SET':16} {'STATE':24} NAME")
-    for p in c.people.all():
-        state = (
-            "disabled"
-            if p.disabled_at
-            else "locked"
-            if p.locked_at
-            else ("must change password" if p.must_change or c.people.expired(p) else "active")
-        )
-        key = "yes" if c.people.keyring.has(p.id) else "-"
-        print(
-            f"{p.id:16} {p.role:20} {key:4} {p.password_changed_at.astimezone(zone):%Y-%m-%d %H:%M} "
-            f"{state:24} {p.name}"
-        )
+    for p, key, state in service.list_people(svc, app.sign_in()):
+        changed = p.password_changed_at.astimezone(zone)
+        print(f"{p.id:16} {p.role:20} {'yes' if key else '-':4} {changed:%Y-%m-%d %H:%M} {state:24} {p.name}")
     return 0
 
 
-# -- keyring ---------------------------------------------------------------------------------------
-@guarded
-def cmd_keyring_list(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    for holder in c.people.keyring.holders():
+def cmd_keyring_list(app: App) -> int:
+    for holder in service.key_holders(app.service(), app.sign_in()):
         print(holder)
     return 0
 
 
-@guarded
-def cmd_keyring_destroy(args: argparse.Namespace) -> int:
-    c = ctx(args)
-    actor = sign_in(c, args, "destroy every key copy")
-    c.people.require(actor, "manage_users", action="destroy every key copy")
-    if args.confirm != "destroy every key":
-        raise UserError("this makes every recording unreadable for ever: add --confirm 'destroy every key'")
-    holders = c.people.keyring.holders()
-    ledger.append_committed(c.sessions, "keys_destroyed", actor.id, detail={"holders": holders})
-    gone = c.people.keyring.destroy_all()
+def cmd_keyring_destroy(app: App) -> int:
+    gone = service.destroy_keyring(app.service(), app.sign_in(), confirm=app.args.confirm)
     print(
         f"destroyed {len(gone)} key copies ({', '.join(gone) or 'none'}); destroy any offline backup "
         "of the recording key too (docs/keys.md)",
@@ -236,56 +134,32 @@ def cmd_keyring_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- play ------------------------------------------------------------------------------------------
-def _play(args: argparse.Namespace, *, out: Path | None) -> int:
-    c = ctx(args)
-    actor = sign_in(c, args, "play a recording")
-    identities = None
-    if args.identity:  # recovery: an identity file instead of the person's key copy, still ledgered
-        phrase = secret(
-            args.identity_passphrase_file, "RECORDERD_IDENTITY_PASSPHRASE", "Identity passphrase: "
-        )
-        identities = load_identities(Path(args.identity), phrase)
-    player = shlex.split(args.player) if getattr(args, "player", None) else None
-    if out is None and player is None:
-        player = default_player()
-    done = play(
-        c.people,
-        c.sessions,
-        c.config,
-        actor,
-        args.id,
-        args.purpose,
-        out=out,
-        player=player,
-        identities=identities,
+def cmd_keys_init(app: App) -> int:
+    """A new recording key, passphrase-protected, made on the machine that will keep it (not the
+    recorder): prints the public recipient for ``encryption.recipients``."""
+    a = app.args
+    out = Path(a.out)
+    if out.exists():
+        raise UserError(f"{out} exists; refusing to overwrite a key")
+    passphrase = read_passphrase("New passphrase for the identity: ", file=a.passphrase_file, confirm=True)
+    identity, recipient = generate_identity()
+    data = encrypt_passphrase_identity(
+        f"# recorderd recording key, created {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}\n"
+        f"# public key: {recipient}\n{identity}\n",
+        passphrase,
+        work_factor=a.work_factor,
     )
-    where = str(out) if out else "player"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    print(recipient)
     print(
-        f"{where}: call {done.call_id} (ledger entry {done.entry.seq})"
-        f"{'' if done.complete else ' (INCOMPLETE: ' + str(done.note) + ')'}"
+        f"identity written to {out} (passphrase-protected); put the line above in the daemon's "
+        "encryption.recipients",
+        file=sys.stderr,
     )
     return 0
-
-
-@guarded
-def cmd_play(args: argparse.Namespace) -> int:
-    return _play(args, out=Path(args.out) if args.out else None)
-
-
-@guarded
-def cmd_export_audio(args: argparse.Namespace) -> int:
-    """``calls export-audio``: a WAV of one call; the same rules and ledger entry as ``play --out``."""
-    return _play(args, out=Path(args.out))
-
-
-def add_play_arguments(p: argparse.ArgumentParser) -> None:
-    who(p)
-    p.add_argument("--purpose", required=True, help="why you need to hear it (goes into the ledger)")
-    p.add_argument(
-        "--identity", help="recovery: a passphrase-protected identity file instead of your key copy"
-    )
-    p.add_argument("--identity-passphrase-file", type=Path)
 
 
 def _key_args(p: argparse.ArgumentParser, *, create: bool) -> None:
@@ -300,8 +174,18 @@ def _key_args(p: argparse.ArgumentParser, *, create: bool) -> None:
         p.add_argument("--identity-passphrase-file", type=Path)
 
 
+def _optional_who(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="as_", metavar="ID", help="your personal ID")
+    p.add_argument("--password-file", type=Path, help="your password (else $RECORDERD_PASSWORD or a prompt)")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from recorderd.cli import records as records_cli
+    keys = sub.add_parser("keys", help="recording keys").add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("init", help="create a passphrase-protected age identity; prints its recipient")
+    k.add_argument("--out", required=True, help="where to write the encrypted identity")
+    k.add_argument("--passphrase-file", type=Path)
+    k.add_argument("--work-factor", type=int, default=18, help="scrypt log2(N), as age (default 18)")
+    k.set_defaults(func=cmd_keys_init)
 
     users = sub.add_parser("users", help="people, roles, passwords").add_subparsers(
         dest="users_cmd", required=True
@@ -310,13 +194,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("id")
     a.add_argument("--name", required=True)
     a.add_argument("--role", required=True, choices=ROLES)
-    who(a)
+    _optional_who(a)
     _key_args(a, create=True)
     a.set_defaults(func=cmd_users_add)
     pw = users.add_parser("passwd", help="change your password, or --reset someone's (administrators)")
     pw.add_argument("id")
     pw.add_argument("--reset", action="store_true")
-    who(pw)
+    _optional_who(pw)
     _key_args(pw, create=False)
     pw.set_defaults(func=cmd_users_passwd)
     simple = (
@@ -328,19 +212,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         d.add_argument("id")
         who(d)
         d.set_defaults(func=fn)
-    users.add_parser("list", help="everyone, with role, key copy and state").set_defaults(func=cmd_users_list)
+    ul = users.add_parser("list", help="everyone, with role, key copy and state")
+    who(ul)
+    ul.set_defaults(func=cmd_users_list)
 
     kr = sub.add_parser("keyring", help="the key copies").add_subparsers(dest="keyring_cmd", required=True)
-    kr.add_parser("list", help="who holds a key copy").set_defaults(func=cmd_keyring_list)
+    kl = kr.add_parser("list", help="who holds a key copy")
+    who(kl)
+    kl.set_defaults(func=cmd_keyring_list)
     kd = kr.add_parser("destroy", help="contract end: destroy every key copy (Kawasaki 6-4)")
     who(kd)
     kd.add_argument("--confirm", default="")
     kd.set_defaults(func=cmd_keyring_destroy)
-
-    p = sub.add_parser("play", help="hear a recording (needs your password and a purpose; ledgered first)")
-    p.add_argument("id")
-    add_play_arguments(p)
-    p.add_argument("--out", help="write a WAV file instead of playing")
-    p.add_argument("--player", help="command reading WAV on stdin (default: sox 'play', else 'aplay')")
-    p.set_defaults(func=cmd_play)
-    records_cli.register(sub)

@@ -16,7 +16,9 @@ from pydantic import Field, field_validator
 from recorderd.config.base import Strict
 
 Role = Literal["manager", "operations_manager", "handler", "contractor", "auditor"]
-Permission = Literal["play", "export", "instruct", "manage_users", "hold", "audit"]
+Permission = Literal[
+    "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "manage_users", "audit"
+]
 
 ROLES: tuple[Role, ...] = ("manager", "operations_manager", "handler", "contractor", "auditor")
 ROLE_LABELS: dict[str, str] = {
@@ -26,17 +28,26 @@ ROLE_LABELS: dict[str, str] = {
     "contractor": "運営受託者",
     "auditor": "監査担当者",
 }
-# play: hear a raw recording; export: make an export copy; instruct: order (approve) an export made
-# by someone else; manage_users: accounts and key copies; hold: holds and disclosure requests;
-# audit: read the ledger and print forms.
+# What each permission lets a person do (recorderd/service/door.py names every operation's one):
+#   search: find calls and read their metadata, holds, exports, disclosures and the retention plan;
+#   play: hear a raw recording; copy: write a raw recording to a file (a copy outside the export
+#   flow: profiles whose regulation allows copies only on an instruction or a legal basis grant it
+#   to no one); export: make an export copy and record its provision and disposal; instruct: order
+#   (approve) an export made by someone else; hold: holds and disclosure requests; delete: deletion
+#   requests and clearing a clock-jump stop; preserve: external preservation; manage_users: accounts
+#   and key copies; audit: read the ledger, the retention report and catalogue, verify, print forms.
 DEFAULT_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
-    "manager": ("manage_users", "play", "export", "instruct", "hold", "audit"),
-    "operations_manager": ("manage_users", "play", "export", "instruct", "hold", "audit"),
-    "handler": ("play", "export"),
+    "manager": (
+        "manage_users", "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "audit",
+    ),
+    "operations_manager": (
+        "manage_users", "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "audit",
+    ),
+    "handler": ("search", "play", "copy", "export"),
     "contractor": ("export",),
-    "auditor": ("audit",),
-}
-KEY_PERMISSIONS = frozenset({"play", "export"})
+    "auditor": ("search", "audit"),
+}  # fmt: skip
+KEY_PERMISSIONS = frozenset({"play", "copy", "export"})
 
 
 class PasswordPolicy(Strict):

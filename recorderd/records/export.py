@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recorderd.config import Config
 from recorderd.config.people import ExportPolicy
 from recorderd.errors import AccessError
-from recorderd.people.users import Actor, Forbidden, People
+from recorderd.people.users import Actor, Forbidden
 from recorderd.records import package
 from recorderd.records.audio import call_path, decrypt_recording
 from recorderd.records.play import find_call, wav_bytes
@@ -30,7 +31,7 @@ from storage.models import Call
 from storage.retention import Period, last_day
 from storage.vault import sha256_file
 
-__all__ = ["Order", "Request", "create", "dispose", "instruct", "keep_until", "provide", "requests"]
+__all__ = ["Grant", "Order", "Request", "create", "follow_up", "instruct", "keep_until", "requests"]
 
 _STATUS = (  # the latest stage reached names the status
     ("export_disposed", "disposed"),
@@ -39,6 +40,8 @@ _STATUS = (  # the latest stage reached names the status
     ("export_failed", "failed"),
     ("exported", "exporting"),
 )
+# Commits a granted access's ledger entry (the service layer's door) and returns it.
+Grant = Callable[..., ledger.Entry]
 LIFECYCLE = ("export_instructed", "exported", "export_sealed", "export_failed", "provided", "export_disposed")
 
 
@@ -152,17 +155,13 @@ def _check_policy(config: Config, order: Order) -> None:
         raise AccessError(f"legal basis must be one of: {' / '.join(policy.legal_bases)}")
 
 
-def instruct(
-    people: People, sessions: sessionmaker[Session], config: Config, actor: Actor, order: Order
-) -> str:
-    """An order to export, by someone with "instruct" (様式第1号 in Saitama). Returns the request ID."""
-    people.require(actor, "instruct", action="instruct an export")
+def instruct(sessions: sessionmaker[Session], config: Config, order: Order, grant: Grant) -> str:
+    """An order to export (様式第1号 in Saitama). Returns the request ID. ``grant`` commits the
+    ledger entry (the service layer's door): the instruction exists once it is in the ledger."""
     order, _rows = _resolve(sessions, order)
     _check_policy(config, order)
     request_id = _new_id(config.zone)
-    ledger.append_committed(
-        sessions, "export_instructed", actor.id, subject=request_id, detail=order.detail()
-    )
+    grant("export_instructed", subject=request_id, detail=order.detail())
     return request_id
 
 
@@ -183,18 +182,19 @@ def _instruction(
 
 
 def create(
-    people: People,
     sessions: sessionmaker[Session],
     config: Config,
     actor: Actor,
-    identities: list[str],
+    identities: Callable[[], list[str]],
     out: Path,
+    grant: Grant,
     *,
     order: Order | None = None,
     request_id: str | None = None,
 ) -> tuple[str, Path]:
-    """Make the package. Returns (request ID, package directory)."""
-    people.require(actor, "export", action="make an export copy")
+    """Make the package. Returns (request ID, package directory). ``identities`` opens the person's
+    key copy (after every check, before the ledger entry); ``grant`` commits the ``exported`` entry
+    before any audio is decrypted."""
     instruction = None
     if request_id is not None:
         order, instruction = _instruction(sessions, actor, request_id)
@@ -216,9 +216,10 @@ def create(
         "package": out.name,
         "recordings": [{"call": r.id, "sha256": r.audio_sha256} for r in rows],
     }
-    entry = ledger.append_committed(sessions, "exported", actor.id, subject=request_id, detail=detail)
+    keys = identities()
+    entry = grant("exported", subject=request_id, detail=detail)
     try:
-        digest = _build(sessions, config, actor, identities, out, request_id, order, rows, entry)
+        digest = _build(sessions, config, actor, keys, out, request_id, order, rows, entry)
     except BaseException as exc:
         shutil.rmtree(out, ignore_errors=True)
         ledger.append_committed(
@@ -316,28 +317,10 @@ def _build(
     )
 
 
-def _record_follow_up(
-    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str,
-    kind: str, action: str, detail: dict[str, str],
-) -> None:  # fmt: skip
-    """Ledger what happened to an existing export copy, by someone allowed to handle exports."""
-    people.require(actor, "export", action=action)
+def follow_up(sessions: sessionmaker[Session], request_id: str, kind: str, detail: dict[str, str],
+              grant: Grant) -> None:  # fmt: skip
+    """Ledger what happened to an existing export copy: ``provided`` (Matsumoto's 提供) or
+    ``export_disposed`` (returned, deleted or destroyed: Matsumoto's 廃棄; Saitama's retention end)."""
     if not requests(sessions, request_id):
         raise AccessError(f"no export {request_id}")
-    ledger.append_committed(sessions, kind, actor.id, subject=request_id, detail=detail)
-
-
-def provide(
-    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str, to: str, medium: str
-) -> None:
-    """The copy was handed over (Matsumoto's 提供)."""
-    _record_follow_up(sessions, people, actor, request_id, "provided", "record a provision",
-                      {"to": to, "medium": medium})  # fmt: skip
-
-
-def dispose(
-    sessions: sessionmaker[Session], people: People, actor: Actor, request_id: str, how: str, note: str
-) -> None:
-    """The copy was returned, deleted or destroyed (Matsumoto's 廃棄; Saitama's retention end)."""
-    _record_follow_up(sessions, people, actor, request_id, "export_disposed", "record a disposal",
-                      {"how": how, "note": note})  # fmt: skip
+    grant(kind, subject=request_id, detail=detail)

@@ -84,6 +84,18 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert len(scores) == 3 and min(scores) >= 0.9, out
     assert len(list((tmp_path / "data" / "recordings").rglob("*.age"))) == 3
 
+    # Every "Try next" command works exactly as printed (the demo's own player line aside).
+    printed = out.split("Try next:\n", 1)[1].splitlines()
+    commands = [line.strip() for line in printed if line.strip() and not line.strip().startswith("play ")]
+    assert len(commands) == 6, out
+    for command in commands:
+        ran = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, env=env)
+        if command.endswith(" status"):  # the demo stopped its daemon: status says so, exit 1
+            assert ran.returncode == 1 and "stopped" in ran.stdout, (command, ran.stdout, ran.stderr)
+        else:
+            assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
+    assert (tmp_path / "copy.wav").stat().st_size > 44
+
 
 async def _scripted_asterisk(
     port: int, answers: dict[str, bytes], *, stop_after: str | None = None

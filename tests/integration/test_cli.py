@@ -14,6 +14,7 @@ import pytest
 
 from recorderd.cli.ctl import main as ctl_main
 from recorderd.cli.daemon import daemon_main
+from storage import ledger
 from storage.age import encrypt_passphrase_identity, generate_identity
 from storage.audio import au_header, slin_to_au_payload
 from storage.db import open_database
@@ -104,20 +105,19 @@ def test_flipped_bit_is_named_by_verify_and_by_decryption(
     identity, recipient = generate_identity()
     cfg = write_config(tmp_path, recipient, CHEAP_PASSWORDS)
     path, _pcm = seed_recording(tmp_path, recipient)
-    assert ctl_main(["--config", str(cfg), "verify"]) == 0
+    key = tmp_path / "identity.age"
+    key.write_bytes(encrypt_passphrase_identity(identity + "\n", "pw", work_factor=10))
+    monkeypatch.setenv("RECORDERD_PASSPHRASE", "pw")
+    key_holder(cfg, key, monkeypatch)
+    assert ctl_main(["--config", str(cfg), "verify", "--as", "boss"]) == 0
     assert "1 file(s) checked, 0 problem(s)" in capsys.readouterr().out
 
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit, in the middle of the payload
     path.write_bytes(bytes(data))
-    assert ctl_main(["--config", str(cfg), "verify"]) == 1
+    assert ctl_main(["--config", str(cfg), "verify", "--as", "boss"]) == 1
     out = capsys.readouterr().out
     assert f"FAIL {path}" in out and "SHA-256 differs" in out
-
-    key = tmp_path / "identity.age"
-    key.write_bytes(encrypt_passphrase_identity(identity + "\n", "pw", work_factor=10))
-    monkeypatch.setenv("RECORDERD_PASSPHRASE", "pw")
-    key_holder(cfg, key, monkeypatch)
     assert ctl_main(["--config", str(cfg), "calls", "export-audio", "c0ffee00", "--as", "boss",
                      "--purpose", "check", "--out", str(tmp_path / "x.wav")]) == 1  # fmt: skip
     err = capsys.readouterr().err
@@ -126,21 +126,37 @@ def test_flipped_bit_is_named_by_verify_and_by_decryption(
 
 
 def test_calls_list_filters_by_any_spelling_of_a_number(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _identity, recipient = generate_identity()
-    cfg = write_config(tmp_path, recipient)
+    identity, recipient = generate_identity()
+    cfg = write_config(tmp_path, recipient, CHEAP_PASSWORDS)
     seed_recording(tmp_path, recipient, seconds=1)
-    assert ctl_main(["--config", str(cfg), "calls", "list", "--number", "０３－１１１１－２２２２"]) == 0
+    key = tmp_path / "identity.age"
+    key.write_bytes(encrypt_passphrase_identity(identity + "\n", "pw", work_factor=10))
+    monkeypatch.setenv("RECORDERD_PASSPHRASE", "pw")
+    key_holder(cfg, key, monkeypatch)
+
+    def ctl(*args: str) -> int:
+        return ctl_main(["--config", str(cfg), *args, "--as", "boss"])
+
+    assert ctl("calls", "list", "--number", "０３－１１１１－２２２２") == 0
     assert "c0ffee00" in capsys.readouterr().out
-    assert ctl_main(["--config", str(cfg), "calls", "list", "--number", "0399999999"]) == 0
+    assert ctl("calls", "list", "--number", "0399999999") == 0
     assert "c0ffee00" not in capsys.readouterr().out
-    assert (
-        ctl_main(["--config", str(cfg), "calls", "list", "--from", "2026-11-22", "--to", "2026-11-22"]) == 0
-    )
+    assert ctl("calls", "list", "--from", "2026-11-22", "--to", "2026-11-22") == 0
     assert "c0ffee00" in capsys.readouterr().out  # 10:00 JST on the 22nd
-    assert ctl_main(["--config", str(cfg), "calls", "show", "c0ffee00"]) == 0
+    assert ctl("calls", "list", "--from", "2026-11-23", "--to", "2026-11-23") == 0
+    assert "c0ffee00" not in capsys.readouterr().out  # 01:00 UTC on the 22nd is no part of the 23rd
+    assert ctl("calls", "show", "c0ffee00") == 0
     assert "2026-11-22 10:00:00" in capsys.readouterr().out
+    _e, sessions = open_database(f"sqlite:///{tmp_path / 'data' / 'recorderd.db'}")
+    with sessions() as s:  # every search and every look is in the ledger, with its criteria
+        seen = [
+            (e.kind, e.detail.get("number"), e.call_id)
+            for e in ledger.entries(s, kinds=["searched", "viewed"])
+        ]
+    assert seen[:2] == [("searched", "0311112222", None), ("searched", "0399999999", None)]
+    assert seen[-1] == ("viewed", None, "c0ffee00-0000-4000-8000-000000000001")
 
 
 @pytest.mark.parametrize(

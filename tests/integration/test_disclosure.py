@@ -42,14 +42,14 @@ def test_disclosure_holds_and_the_retention_side_is_ledgered(
     assert [e.kind for e in opened] == ["disclosure_opened", "held", "held"]
     assert opened[0].detail["identity_check"] == "運転免許証、通話日時の申告と照合"
 
-    # The requester hears it: an ordinary play, with the request as its purpose.
+    # The requester hears it: a copy to play at the counter, with the request as its purpose.
     assert ctl(f"play {mine[0]} --as kanri --purpose '開示請求 {request}' --out {tmp_path / 'd.wav'}") == 0
     # A deletion request while the disclosure hold stands is refused (Osaka 6-3), and ledgered.
-    assert ctl(f"calls delete {mine[0]} --request DEL-1 --reason 申出 --by kanri") == 1
+    assert ctl(f"calls delete {mine[0]} --request DEL-1 --reason 申出 --as kanri") == 1
     assert ctl(f"disclosure close {request} --as kanri --outcome disclosed --note 窓口で再生") == 0
-    assert ctl(f"calls delete {mine[0]} --request DEL-2 --reason 申出 --by kanri") == 0
+    assert ctl(f"calls delete {mine[0]} --request DEL-2 --reason 申出 --as kanri") == 0
     capsys.readouterr()
-    assert ctl("disclosure list") == 0
+    assert ctl("disclosure list --as kanri") == 0
     assert "closed: disclosed" in capsys.readouterr().out
 
     with site.sessions() as s:
@@ -58,7 +58,7 @@ def test_disclosure_holds_and_the_retention_side_is_ledgered(
         assert ledger.verify(s).ok
     assert story == [
         ("held", request),
-        ("played", None),
+        ("copied", None),
         ("deletion_refused", "DEL-1"),
         ("hold_released", request),
         ("deleted", "DEL-2"),

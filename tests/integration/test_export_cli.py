@@ -21,7 +21,7 @@ from support.people import Site, make_site, person, seed_call
 
 SAITAMA = """
 [people.roles]
-operations_manager = ["manage_users", "instruct", "hold", "audit"]
+operations_manager = ["manage_users", "search", "instruct", "hold", "delete", "audit"]
 contractor = ["export"]
 handler = []
 manager = []
@@ -105,12 +105,18 @@ def test_saitama_output_data(
     with site.sessions() as s:
         story = [(e.kind, e.actor) for e in ledger.entries(s, subject=request)]
         exported = ledger.entries(s, kinds=["exported"])[0]
-    assert story == [("export_instructed", "kocho"), ("exported", "itaku"), ("export_sealed", "itaku")]
+    # kocho's own attempt to carry out the instruction is refused, and the refusal is in its story.
+    assert story == [
+        ("export_instructed", "kocho"),
+        ("access_denied", "kocho"),
+        ("exported", "itaku"),
+        ("export_sealed", "itaku"),
+    ]
     assert exported.detail["keep_until"] == "2028-03-31"  # to the end of the next fiscal year
     assert exported.detail["instructed_by"] == "kocho"
 
     assert ctl(site, f"export provide {request} --to 広聴課 --medium DVD-R --as itaku", "itaku-password") == 0
-    assert ctl(site, "export list") == 0
+    assert ctl(site, "export list --as kocho", "kocho-password") == 0
     assert f"{request:22} provided" in capsys.readouterr().out
 
 

@@ -12,6 +12,7 @@ from recorderd.cli.ctl import main as ctl
 from recorderd.config import Config, load_config
 from storage import retention_log
 from storage.models import Preservation
+from support.people import FAST, staff
 from support.retention_seed import Seeded, config_text, row, seed, sessions_for
 
 RETENTION = """
@@ -35,15 +36,27 @@ NOW = dt.datetime.now(dt.UTC)
 @pytest.fixture
 def site(tmp_path: Path) -> tuple[Path, Config, list[Seeded]]:
     path = tmp_path / "recorderd.toml"
-    path.write_text(config_text(tmp_path, RETENTION.format(root=tmp_path), LINE))
+    path.write_text(config_text(tmp_path, RETENTION.format(root=tmp_path) + FAST, LINE))
     (tmp_path / "medium").mkdir()
     config = load_config(path)
     calls = seed(config, sessions_for(config), [(NOW - dt.timedelta(days=d), "general") for d in (2, 3, 40)])
+    STAFF.update(
+        staff(config, tmp_path, {"kacho": "manager", "clerk": "operations_manager", "aud": "auditor"})
+    )
     return path, config, calls
 
 
-def run(cfg: Path, *args: str) -> int:
-    return ctl(["--config", str(cfg), *args])
+STAFF: dict[str, list[str]] = {}
+
+
+def run(cfg: Path, *args: str, by: str = "kacho") -> int:
+    """recorderctl, signed in as ``by`` (a manager unless said otherwise)."""
+    return ctl(["--config", str(cfg), *args, *STAFF[by]])
+
+
+def day(ts: dt.datetime, config: Config) -> str:
+    """The Tokyo date of ``ts``, as the CLI reads dates (never the UTC date)."""
+    return f"{ts.astimezone(config.zone):%Y-%m-%d}"
 
 
 def test_a_deletion_request_is_refused_while_held_and_shows_the_hold(
@@ -62,25 +75,17 @@ def test_a_deletion_request_is_refused_while_held_and_shows_the_hold(
             "H-2026-3",
             "--reason",
             "不当要求行為",
-            "--by",
-            "kacho",
         )
         == 0
     )
     assert "hold #1 on call" in capsys.readouterr().out
-    assert (
-        run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", "--by", "clerk")
-        == 1
-    )
+    assert run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", by="clerk") == 1
     err = capsys.readouterr().err
     assert "REFUSED" in err and "harassment H-2026-3" in err and "不当要求行為" in err and "kacho" in err
     assert call.path.exists()
 
-    assert run(cfg, "holds", "release", "--ref", "H-2026-3", "--reason", "解決", "--by", "kacho") == 0
-    assert (
-        run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", "--by", "clerk")
-        == 0
-    )
+    assert run(cfg, "holds", "release", "--ref", "H-2026-3", "--reason", "解決") == 0
+    assert run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", by="clerk") == 0
     assert "audio deleted on request DEL-9" in capsys.readouterr().out
     r = row(sessions_for(config), call.id)
     assert (
@@ -98,7 +103,7 @@ def test_a_deletion_request_is_refused_while_held_and_shows_the_hold(
     # Nothing left to delete: refused, and said why.
     assert run(cfg, "calls", "delete", call.id, "--request", "DEL-10", "--reason", "再申出") == 1
 
-    assert run(cfg, "retention", "report", "--from", f"{NOW:%Y-%m-%d}", "--to", f"{NOW:%Y-%m-%d}") == 0
+    assert run(cfg, "retention", "report", "--from", day(NOW, config), "--to", day(NOW, config)) == 0
     out = capsys.readouterr().out
     assert "request_delete" in out and "deletion request DEL-9" in out and "hold" not in out.split("\n")[1]
 
@@ -154,8 +159,6 @@ def test_preserve_copies_the_ciphertext_with_a_catalogue_and_its_own_retention(
             "解決しない対応事案",
             "--ref",
             "外部保存-1",
-            "--by",
-            "kacho",
         )
         == 0
     )
@@ -226,8 +229,8 @@ def test_plan_says_what_goes_when_and_why(
 
 def test_confirm_clock_is_recorded(site: tuple[Path, Config, list[Seeded]]) -> None:
     cfg, config, _calls = site
-    assert run(cfg, "retention", "confirm-clock", "--by", "it-admin") == 0
+    assert run(cfg, "retention", "confirm-clock") == 0
     with sessions_for(config)() as s:
         assert retention_log.get_time(s, "clock_confirmed_at") is not None
         [entry] = retention_log.entries(s, actions=["clock_confirmed"])
-    assert entry.actor == "it-admin"
+    assert entry.actor == "kacho"  # the signed-in person, never a name typed on the command line

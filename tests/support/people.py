@@ -118,3 +118,24 @@ def person(
     )
     people.change_password(pid, first, password)
     return people.authenticate(pid, password, action="test")
+
+
+def staff(config: Config, root: Path, roles: dict[str, str]) -> dict[str, list[str]]:
+    """People for CLI tests, one per ID in ``roles`` (ID -> role), the first a manager holding a fresh
+    key; each has chosen their password (``<id>-password``), written to a 0600 file. Returns, per ID,
+    the recorderctl arguments that sign them in: ``--as ID --password-file FILE``."""
+    _engine, sessions = open_database(config.db_url)
+    people = People(sessions, config)
+    boss: Actor | None = None
+    out: dict[str, list[str]] = {}
+    for pid, role in roles.items():
+        password = f"{pid}-password"
+        signed = person(
+            people, boss, pid, role, password, key=[generate_identity()[0]] if boss is None else None
+        )
+        boss = boss or signed
+        file = root / f"password-{pid}"
+        file.write_text(password + "\n", encoding="utf-8")
+        file.chmod(0o600)
+        out[pid] = ["--as", pid, "--password-file", str(file)]
+    return out

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from recorderd.records import disclosure, export, forms
+from recorderd.records import export, forms
+from recorderd.service import Service, records
 from recorderd.records.forms.sheet import FormError, find_font, wareki
 from storage import ledger
 from support.people import T0, Site, make_site, person, seed_call
@@ -47,22 +48,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         dt.date(2027, 3, 31),
         "DVD-R",
     )
-    request = export.instruct(people, sessions, config, boss, order)
-    export.create(
-        people,
-        sessions,
-        config,
-        ops,
-        people.keyring.unlock(ops.id, ops.password),
-        root / "pkg",
-        request_id=request,
-    )
-    export.provide(sessions, people, ops, request, "広聴課", "DVD-R")
-    export.dispose(sessions, people, ops, request, "deleted", "目的達成")
-    opened = disclosure.open_request(
-        people,
-        sessions,
-        config,
+    svc = Service(config, sessions)
+    request = records.instruct_export(svc, boss, order)
+    records.create_export(svc, ops, root / "pkg", instruction=request)
+    records.provide_export(svc, ops, request, "広聴課", "DVD-R")
+    records.dispose_export(svc, ops, request, "deleted", "目的達成")
+    opened = records.open_disclosure(
+        svc,
         boss,
         number="03-1111-2222",
         first=dt.date(2026, 11, 1),
@@ -71,7 +63,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         contact="大阪市北区",
         identity_check="運転免許証",
     )
-    disclosure.close(people, sessions, boss, opened.id, "disclosed", "窓口で再生")
+    records.close_disclosure(svc, boss, opened.id, "disclosed", "窓口で再生")
     # What the retention side ledgers (storage/retention_log → ledger): a preservation and a deletion request.
     preserved = {
         "retention_action": "preserve",

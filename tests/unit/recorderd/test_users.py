@@ -9,7 +9,8 @@ import pytest
 
 from recorderd.people.keys import NoKeyCopy
 from recorderd.people.users import AuthError, Forbidden, PasswordExpired, People, UserError
-from recorderd.records.play import open_key, play
+from recorderd.records.play import open_key
+from recorderd.service import Service, calls
 from storage import ledger
 from storage.age import AgeDecryptError, decrypt_passphrase_identity
 from storage.db import open_database
@@ -50,8 +51,8 @@ def test_without_play_permission_there_is_nothing_to_decrypt_with(tmp_path: Path
     for copy in people.keyring.directory.iterdir():  # no key file in the keyring opens with their password
         with pytest.raises(AgeDecryptError):
             decrypt_passphrase_identity(copy.read_bytes(), "tanaka-password")
-    with pytest.raises(Forbidden, match="lacks 'play'"):
-        play(people, site.sessions, site.config, handler, call_id, "curiosity", out=tmp_path / "x.wav")
+    with pytest.raises(Forbidden, match="lacks 'copy'"):
+        calls.copy(Service(site.config, site.sessions), handler, call_id, "curiosity", tmp_path / "x.wav")
     with pytest.raises(Forbidden, match="holds no copy"):
         open_key(people, handler)
     assert not (tmp_path / "x.wav").exists()

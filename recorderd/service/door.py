@@ -1,0 +1,189 @@
+"""The one door: every act on recordings and records passes here, whoever asks and from wherever.
+
+``Service.door(person, operation)`` is a context manager that, in this order,
+
+1. checks that the signed-in person's role may do the operation under the loaded profile
+   (``OPERATIONS`` names each operation's one permission), and if not, commits an ``access_denied``
+   entry and raises ``Forbidden``;
+2. lets the operation commit its granted entry *before* it acts (``Pass.grant``: played, copied,
+   searched, exported…), or write it in the same transaction as the change it describes (holds,
+   accounts, disclosure requests: the change and its entry commit together or not at all);
+3. turns any refusal raised before the grant, whatever its cause (a missing instruction, a legal basis
+   the profile does not list, no key copy, a key copy that does not open, a call that does not exist),
+   into one ``access_denied`` entry with the reason, then re-raises it for the front end to show.
+
+If an entry cannot be written (``LedgerUnavailable``), nothing happens. Front ends (``recorderctl``,
+the web console) never check a permission or write the ledger themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from recorderd.config import Config
+from recorderd.config.people import ROLE_LABELS, Permission
+from recorderd.errors import AccessError
+from recorderd.people.keys import KeyringError
+from recorderd.people.users import Actor, Forbidden, People, UserError
+from recorderd.records.forms import FormError
+from storage import ledger
+from storage.age import AgeDecryptError, AgeKeyError
+from storage.catalog import AmbiguousId
+from storage.holds import HoldError
+from storage.preserve import PreserveError
+from storage.signing import SigningError
+
+__all__ = ["OPERATIONS", "REFUSALS", "NotPermitted", "Operation", "Pass", "Service"]
+
+
+class NotPermitted(Forbidden):
+    """The person's role lacks the operation's permission under the loaded profile."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    permission: Permission
+    action: str  # in words, for the ledger and the refusal message
+
+
+OPERATIONS: dict[str, Operation] = {
+    # calls
+    "calls.search": Operation("search", "search calls"),
+    "calls.show": Operation("search", "look at a call"),
+    "calls.play": Operation("play", "play a recording"),
+    "calls.copy": Operation("copy", "copy a recording to a file"),
+    "calls.delete": Operation("delete", "delete a recording on request"),
+    "calls.preserve": Operation("preserve", "preserve a recording"),
+    "files.verify": Operation("audit", "re-hash the recording files"),
+    # retention and holds
+    "holds.list": Operation("search", "list holds"),
+    "holds.add": Operation("hold", "place a hold"),
+    "holds.release": Operation("hold", "release a hold"),
+    "retention.plan": Operation("search", "see the retention plan"),
+    "retention.report": Operation("audit", "read the retention report"),
+    "retention.catalogue": Operation("audit", "read the preservation catalogue"),
+    "retention.confirm_clock": Operation("delete", "confirm the clock after a clock jump"),
+    # export copies and disclosure requests
+    "export.instruct": Operation("instruct", "instruct an export"),
+    "export.create": Operation("export", "make an export copy"),
+    "export.provide": Operation("export", "record a provision"),
+    "export.dispose": Operation("export", "record a disposal"),
+    "export.list": Operation("search", "list export copies"),
+    "disclosure.open": Operation("hold", "open a disclosure request"),
+    "disclosure.close": Operation("hold", "close a disclosure request"),
+    "disclosure.list": Operation("search", "list disclosure requests"),
+    # ledger and forms
+    "forms.render": Operation("audit", "print a form"),
+    "ledger.show": Operation("audit", "read the ledger"),
+    "ledger.verify": Operation("audit", "verify the ledger"),
+    "ledger.checkpoint": Operation("audit", "sign a ledger checkpoint"),
+    # people and keys
+    "users.list": Operation("manage_users", "list accounts"),
+    "users.add": Operation("manage_users", "add a person"),
+    "users.reset": Operation("manage_users", "reset a password"),
+    "users.disable": Operation("manage_users", "disable an account"),
+    "users.unlock": Operation("manage_users", "unlock an account"),
+    "keyring.list": Operation("manage_users", "list the key copies"),
+    "keyring.destroy": Operation("manage_users", "destroy every key copy"),
+}
+
+# What a refusal is: every error an operation raises to say "not done, and why". Anything else is
+# a bug and propagates as one.
+REFUSALS: tuple[type[Exception], ...] = (
+    AccessError,
+    UserError,
+    KeyringError,
+    HoldError,
+    PreserveError,
+    AmbiguousId,
+    AgeDecryptError,
+    AgeKeyError,
+    FormError,
+    SigningError,
+)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Pass:
+    """One operation let through the door; ``grant`` commits its entry before the act."""
+
+    service: Service
+    person: Actor
+    operation: str
+    granted: list[ledger.Entry] = field(default_factory=list)
+
+    def grant(self, kind: str, **kw: Any) -> ledger.Entry:
+        entry = ledger.append_committed(self.service.sessions, kind, self.person.id, **kw)
+        self.granted.append(entry)
+        return entry
+
+
+class Service:
+    """The service layer: one configuration, one catalogue, one clock; every operation is a function of
+    the feature modules beside this one, taking this object and a signed-in person."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.clock = clock
+        self.people = People(sessions, config, clock=clock)
+
+    def sign_in(self, person_id: str, password: str, *, allow_expired: bool = False) -> Actor:
+        """The person, once their password is proved; a failure is counted and ledgered first."""
+        return self.people.authenticate(person_id, password, action="sign in", allow_expired=allow_expired)
+
+    def may(self, person: Actor, operation: str) -> bool:
+        """Whether the role may do ``operation`` (for front ends that show only allowed actions)."""
+        return OPERATIONS[operation].permission in person.permissions
+
+    def refuse(
+        self,
+        person: Actor,
+        operation: str,
+        reason: str,
+        *,
+        call_id: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        """Ledger a refusal. Best effort: an unwritable ledger refuses everything anyway."""
+        op = OPERATIONS[operation]
+        detail = {"action": op.action, "operation": operation, "role": person.role, "reason": reason[:500]}
+        with contextlib.suppress(ledger.LedgerUnavailable):
+            ledger.append_committed(
+                self.sessions, "access_denied", person.id, call_id=call_id, subject=subject, detail=detail
+            )
+
+    @contextlib.contextmanager
+    def door(
+        self, person: Actor, operation: str, *, call_id: str | None = None, subject: str | None = None
+    ) -> Iterator[Pass]:
+        op = OPERATIONS[operation]
+        if op.permission not in person.permissions:
+            reason = f"the role lacks '{op.permission}'"
+            self.refuse(person, operation, reason, call_id=call_id, subject=subject)
+            raise NotPermitted(f"{person.id} ({ROLE_LABELS[person.role]}) may not {op.action}: {reason}")
+        ticket = Pass(self, person, operation)
+        try:
+            yield ticket
+        except REFUSALS as exc:
+            if not ticket.granted:
+                self.refuse(
+                    person, operation, str(exc) or type(exc).__name__, call_id=call_id, subject=subject
+                )
+            raise

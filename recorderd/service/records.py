@@ -1,0 +1,207 @@
+"""Export copies, disclosure requests, forms and the ledger, through the door.
+
+The features themselves live in recorderd/records/; here each is one operation that takes a
+signed-in person, and whose granted entry is committed through the door before any audio is read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from recorderd.errors import AccessError
+from recorderd.people.users import Actor
+from recorderd.records import disclosure, export, forms
+from recorderd.records.disclosure import OUTCOMES
+from recorderd.records.export import Order
+from recorderd.records.forms import FORMS
+from recorderd.records.package import verify as verify_package
+from recorderd.records.play import open_key
+from recorderd.service.door import Service
+from storage import ledger, signing
+
+__all__ = [
+    "FORMS",
+    "OUTCOMES",
+    "Order",
+    "checkpoint",
+    "close_disclosure",
+    "create_export",
+    "dispose_export",
+    "instruct_export",
+    "list_disclosures",
+    "list_exports",
+    "open_disclosure",
+    "provide_export",
+    "render_form",
+    "show_ledger",
+    "signing_key",
+    "verify_ledger",
+    "verify_package",
+]
+
+
+# -- export copies ---------------------------------------------------------------------------------
+def instruct_export(svc: Service, who: Actor, order: Order) -> str:
+    """An order to export, carried out by someone else (two-person profiles). Returns the request ID."""
+    with svc.door(who, "export.instruct") as t:
+        return export.instruct(svc.sessions, svc.config, order, t.grant)
+
+
+def signing_key(svc: Service, actor: str) -> Ed25519PrivateKey:
+    """The installation's signing key; created on first use, its public half put in the ledger."""
+    key, created = signing.load_or_create(svc.config.signing_key_path)
+    if created:
+        public = signing.public_b64(key)
+        detail = {"public_key": public, "fingerprint": signing.fingerprint(public)}
+        ledger.append_committed(svc.sessions, "signing_key_created", actor, detail=detail)
+    return key
+
+
+def create_export(
+    svc: Service,
+    who: Actor,
+    out: Path,
+    *,
+    order: Order | None = None,
+    instruction: str | None = None,
+) -> tuple[str, Path]:
+    """Make an export package, on an instruction (``instruction``) or with its details (``order``)."""
+    with svc.door(who, "export.create", subject=instruction) as t:
+        signing_key(svc, who.id)  # before the export entry, so a new key's entry precedes it
+        return export.create(
+            svc.sessions,
+            svc.config,
+            who,
+            lambda: open_key(svc.people, who),
+            out,
+            t.grant,
+            order=order,
+            request_id=instruction,
+        )
+
+
+def provide_export(svc: Service, who: Actor, request_id: str, to: str, medium: str) -> None:
+    """The copy was handed over (Matsumoto's 提供)."""
+    with svc.door(who, "export.provide", subject=request_id[:64]) as t:
+        export.follow_up(svc.sessions, request_id, "provided", {"to": to, "medium": medium}, t.grant)
+
+
+def dispose_export(svc: Service, who: Actor, request_id: str, how: str, note: str) -> None:
+    """The copy was returned, deleted or destroyed (Matsumoto's 廃棄; Saitama's retention end)."""
+    with svc.door(who, "export.dispose", subject=request_id[:64]) as t:
+        if how not in ("returned", "deleted", "destroyed"):
+            raise AccessError("how: returned, deleted or destroyed")
+        export.follow_up(svc.sessions, request_id, "export_disposed", {"how": how, "note": note}, t.grant)
+
+
+def list_exports(svc: Service, who: Actor) -> list[export.Request]:
+    with svc.door(who, "export.list") as t:
+        t.grant("viewed", detail={"what": "export copies"})
+        return export.requests(svc.sessions)
+
+
+# -- disclosure requests ---------------------------------------------------------------------------
+def open_disclosure(
+    svc: Service,
+    who: Actor,
+    *,
+    number: str,
+    first: dt.date,
+    last: dt.date,
+    requester: str,
+    contact: str,
+    identity_check: str,
+) -> disclosure.Disclosure:
+    with svc.door(who, "disclosure.open"):
+        return disclosure.open_request(
+            svc.sessions,
+            svc.config,
+            who,
+            number=number,
+            first=first,
+            last=last,
+            requester=requester,
+            contact=contact,
+            identity_check=identity_check,
+        )
+
+
+def close_disclosure(svc: Service, who: Actor, request_id: str, outcome: str, note: str) -> int:
+    """Record the outcome and release the request's holds; returns how many were released."""
+    with svc.door(who, "disclosure.close", subject=request_id[:64]):
+        return disclosure.close(svc.sessions, who, request_id, outcome, note)
+
+
+def list_disclosures(svc: Service, who: Actor) -> list[disclosure.Disclosure]:
+    with svc.door(who, "disclosure.list") as t:
+        t.grant("viewed", detail={"what": "disclosure requests"})
+        return disclosure.listing(svc.sessions)
+
+
+# -- forms -----------------------------------------------------------------------------------------
+def render_form(
+    svc: Service,
+    who: Actor,
+    name: str,
+    out: Path,
+    *,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    request: str | None = None,
+) -> int:
+    """Write one of the regulations' forms as PDF; returns how many items it holds."""
+    with svc.door(who, "forms.render") as t:
+        if name not in forms.FORMS:
+            raise AccessError(f"unknown form {name!r}; one of {', '.join(forms.FORMS)}")
+        zone = svc.config.zone
+        since = dt.datetime.combine(first, dt.time(), zone) if first else None
+        until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone) if last else None
+        detail = {"what": f"form {name}", "from": str(first or ""), "to": str(last or ""), "request": request}
+        t.grant("viewed", detail=detail)
+        return forms.render(name, svc.sessions, svc.config, out, since=since, until=until, subject=request)
+
+
+# -- the ledger ------------------------------------------------------------------------------------
+def show_ledger(
+    svc: Service,
+    who: Actor,
+    *,
+    kinds: Sequence[str] | None = None,
+    call: str | None = None,
+    subject: str | None = None,
+    limit: int = 100,
+) -> list[ledger.Entry]:
+    """The newest ``limit`` entries that match, oldest first."""
+    with svc.door(who, "ledger.show") as t:
+        t.grant(
+            "viewed", detail={"what": "ledger", "kinds": list(kinds or []), "call": call, "subject": subject}
+        )
+        with svc.sessions() as s:
+            found = ledger.entries(s, kinds=kinds, call_ids=[call] if call else None, subject=subject)
+        return found[-limit:] if limit > 0 else found
+
+
+def verify_ledger(svc: Service, who: Actor, checkpoints: Sequence[ledger.Checkpoint]) -> ledger.Report:
+    with svc.door(who, "ledger.verify") as t:
+        t.grant("viewed", detail={"what": "ledger verification", "checkpoints": len(checkpoints)})
+        with svc.sessions() as s:
+            return ledger.verify(s, checkpoints)
+
+
+def checkpoint(
+    svc: Service, who: Actor, *, publish: Callable[[str], None] | None = None, out: str | None = None
+) -> ledger.Checkpoint:
+    """A signed checkpoint of the newest row (and of that row's own entry, which follows it)."""
+    with svc.door(who, "ledger.checkpoint"):
+        key = signing_key(svc, who.id)
+        with svc.sessions() as s:
+            cp = ledger.make_checkpoint(s, key, svc.config.municipality)
+        if publish is not None:
+            publish(cp.to_json())
+        detail = {"seq": cp.seq, "hash": cp.hash, "file": out, "published": publish is not None}
+        ledger.append_committed(svc.sessions, "checkpoint", who.id, detail=detail)
+        return cp
