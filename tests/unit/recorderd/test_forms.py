@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from recorderd.records import export, forms
-from recorderd.service import Service, records
 from recorderd.records.forms.sheet import FormError, find_font, wareki
+from recorderd.service import Service, records
 from storage import ledger
 from support.people import T0, Site, make_site, person, seed_call
 
