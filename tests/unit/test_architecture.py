@@ -1,4 +1,4 @@
-"""The layout's rules hold: no import circle, no import against the rooms' directions (tests/architecture.py)."""
+"""The layout holds: no import circle, no import against the rooms' directions (tests/architecture.py)."""
 
 from __future__ import annotations
 
