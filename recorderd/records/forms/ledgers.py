@@ -66,9 +66,12 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
         "処理状況",
     )
     rows = []
-    for n, e in enumerate(data.of("exported"), 1):
+    # Export packages, and copies to a file where the profile lets a role copy (ledgered "copied").
+    for n, e in enumerate(data.of("exported", "copied"), 1):
         times, numbers = _calls(data, e)
         d = e.detail
+        if e.kind == "copied":
+            d = {**d, "recipient": "ファイルへの複製", "legal_basis": ""}
         rows.append(
             (
                 str(n),
@@ -87,7 +90,13 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
     return len(rows)
 
 
-_KIND_LABEL = {"exported": "複製", "provided": "提供", "export_disposed": "廃棄", "deleted": "消去"}
+_KIND_LABEL = {
+    "exported": "複製",
+    "copied": "複製",
+    "provided": "提供",
+    "export_disposed": "廃棄",
+    "deleted": "消去",
+}
 
 
 def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
@@ -112,7 +121,9 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
         origin = next((x for x in data.by_subject(e.subject) if x.kind == "exported"), e) if e.subject else e
         times, numbers = _calls(data, origin)
         d = origin.detail
-        to = e.detail.get("to") or d.get("recipient", "")
+        if e.kind == "copied":  # a copy to a file (a role with "copy"): its purpose is its ground
+            d = {**d, "legal_basis": d.get("purpose", "")}
+        to = e.detail.get("to") if e.kind == "provided" else d.get("recipient", "")
         duties = "無断複製禁止・目的外利用禁止・返却又は消去" if e.kind in ("exported", "provided") else ""
         how = _HOW.get(str(e.detail.get("how")), "")
         note = how or e.detail.get("note") or e.detail.get("rule") or ""
