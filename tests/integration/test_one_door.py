@@ -140,7 +140,7 @@ INVOKE: dict[str, Invoke] = {
         requester="山田太郎",
         contact="",
         identity_check="運転免許証",
-    ),  # fmt: skip
+    ),
     "disclosure.close": lambda i, who, r: records.close_disclosure(i.svc, who, "DR-none", "withdrawn", ""),
     "disclosure.list": lambda i, who, r: records.list_disclosures(i.svc, who),
     "forms.render": lambda i, who, r: records.render_form(i.svc, who, "no-such-form", i.root / "f.pdf"),
