@@ -41,3 +41,18 @@ def test_every_profile_keeps_auditors_away_from_keys(profile: str) -> None:
 def test_matsumoto_copies_only_on_the_named_grounds() -> None:
     bases = load_config(PROFILES / "matsumoto.toml").exports.legal_bases
     assert "捜査機関から犯罪捜査のため情報提供を求められた場合" in bases and len(bases) == 4
+
+
+@pytest.mark.parametrize("profile", ["toyonaka", "saitama", "osaka-water", "kawasaki", "matsumoto"])
+def test_no_shipped_profile_lets_anyone_copy_outside_the_export_flow(profile: str) -> None:
+    """Each of the five regulations allows copies only on an instruction or a legal basis (Toyonaka 8,
+    Saitama 4, Kawasaki 5-5, Matsumoto 7-4); Osaka's copies are external preservations."""
+    assert may(profile, "copy") == set()
+
+
+def test_who_may_delete_preserve_and_search() -> None:
+    assert may("osaka-water", "preserve") == {"manager"} and may("osaka-water", "delete") == {"manager"}
+    assert may("saitama", "search") == {"operations_manager", "auditor"}
+    assert may("kawasaki", "search") == {"manager", "handler", "auditor"}
+    for profile in ("toyonaka", "saitama", "osaka-water", "kawasaki", "matsumoto"):
+        assert not may(profile, "preserve") - {"manager"}  # only a manager preserves, where anyone does
