@@ -24,9 +24,20 @@ import tomli_w
 from recorderd.cli.ctl import main as ctl
 from recorderd.config import Config
 from recorderd.config.people import ROLES
-from recorderd.service import OPERATIONS, Actor, NotPermitted, Service, calls, people, records, retention
+from recorderd.service import (
+    OPERATIONS,
+    Actor,
+    Forbidden,
+    NotPermitted,
+    PasswordExpired,
+    Service,
+    calls,
+    people,
+    records,
+    retention,
+)
 from storage import holds, ledger
-from storage.age import generate_identity
+from storage.age import AgeDecryptError, generate_identity
 from storage.db import open_database
 from support.people import FAST, Site, seed_call
 
@@ -191,22 +202,24 @@ def test_each_role_is_refused_exactly_what_its_profile_withholds(
     for role, who in installation.staff.items():
         before = _last(installation).seq
         allowed = needs in config.people.permissions(role)
+        outcome: Exception | None = None
         try:
             INVOKE[operation](installation, who, role)
-        except NotPermitted as exc:
-            assert not allowed, f"{role} may {operation} under this profile, yet: {exc}"
+        except Exception as exc:
+            outcome = exc
+        if isinstance(outcome, NotPermitted):
+            assert not allowed, f"{role} may {operation} under this profile, yet: {outcome}"
             entry = _last(installation)
             assert entry.seq == before + 1, "one refusal, one entry"
             assert (entry.kind, entry.actor) == ("access_denied", who.id)
             assert entry.detail["operation"] == operation and f"lacks '{needs}'" in entry.detail["reason"]
-            continue
-        except Exception as exc:  # refused for what the request lacks: allowed, and still ledgered
-            assert allowed, f"{role} lacks '{needs}', yet {operation} went past the door: {exc!r}"
+        elif outcome is not None:  # refused for what the request lacks: allowed, and still ledgered
+            assert allowed, f"{role} lacks '{needs}', yet {operation} went past the door: {outcome!r}"
             refusals = _entries_since(installation, before, "access_denied")
-            assert all("lacks" not in e.detail["reason"] for e in refusals)
-            continue
-        assert allowed, f"{role} lacks '{needs}', yet {operation} was done"
-        assert _last(installation).seq > before, f"{operation} by {role} left no ledger entry"
+            assert refusals and all("lacks" not in e.detail["reason"] for e in refusals)
+        else:
+            assert allowed, f"{role} lacks '{needs}', yet {operation} was done"
+            assert _last(installation).seq > before, f"{operation} by {role} left no ledger entry"
 
 
 def _entries_since(inst: Installation, seq: int, kind: str) -> list[ledger.Entry]:
@@ -312,3 +325,64 @@ def test_where_a_profile_lets_a_role_copy_the_copy_is_on_its_ledger_form(
     assert ctl([*args, "forms", "render", "matsumoto", "--out", str(pdf), *me(tmp_path, "manager")]) == 0
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
     assert "複製" in text.stdout and "市長決裁による複製" in text.stdout
+
+
+# -- refusals for every cause ----------------------------------------------------------------------
+def _denied(inst: Installation, before: int) -> list[ledger.Entry]:
+    return _entries_since(inst, before, "access_denied") + _entries_since(inst, before, "login_failed")
+
+
+def test_a_must_change_password_is_refused_and_ledgered(tmp_path: Path) -> None:
+    inst = install("kawasaki", tmp_path)
+    boss = inst.staff["manager"]
+    people.reset_password(inst.svc, boss, "p-handler", "temporary-pw1", holder=None)
+    before = _last(inst).seq
+    with pytest.raises(PasswordExpired, match="set by an administrator"):
+        inst.svc.sign_in("p-handler", "temporary-pw1")
+    [entry] = _denied(inst, before)
+    assert (entry.kind, entry.subject, entry.detail["reason"]) == ("login_failed", "p-handler", "must_change")
+
+
+def test_no_key_copy_and_a_key_that_does_not_open_are_refusals_in_the_ledger(tmp_path: Path) -> None:
+    inst = install("osaka-water", tmp_path)
+    handler = inst.staff["handler"]
+    inst.svc.people.keyring.revoke(handler.id)  # the copy is gone (a disk restored without it)
+    before = _last(inst).seq
+    with pytest.raises(Forbidden, match="holds no copy"):
+        calls.play(inst.svc, handler, inst.call, "確認", ["sh", "-c", "cat >/dev/null"])
+    [entry] = _denied(inst, before)
+    assert entry.detail["operation"] == "calls.play" and "holds no copy" in entry.detail["reason"]
+
+    boss = inst.staff["manager"]
+    wrong = Actor(boss.id, boss.name, boss.role, boss.permissions, "not-the-password")  # a stale session
+    before = _last(inst).seq
+    with pytest.raises(AgeDecryptError):
+        calls.play(inst.svc, wrong, inst.call, "確認", ["sh", "-c", "cat >/dev/null"])
+    [entry] = _denied(inst, before)
+    assert entry.detail["operation"] == "calls.play" and entry.actor == boss.id
+    with inst.svc.sessions() as s:
+        assert not [e for e in ledger.entries(s, kinds=["played"]) if e.seq > before]  # nothing was heard
+
+
+def test_an_export_without_an_instruction_is_refused_and_ledgered(tmp_path: Path) -> None:
+    inst = install("saitama", tmp_path)
+    before = _last(inst).seq
+    with pytest.raises(Forbidden, match="only on an instruction"):
+        records.create_export(inst.svc, inst.staff["contractor"], tmp_path / "pkg", order=_order(inst))
+    [entry] = _denied(inst, before)
+    assert entry.detail["operation"] == "export.create" and not (tmp_path / "pkg").exists()
+
+
+def test_read_commands_never_migrate_the_catalogue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from alembic import command
+
+    from storage.db import alembic_config, schema_problem
+
+    inst, args = _cli_site("toyonaka", tmp_path)
+    engine = open_database(inst.svc.config.db_url, migrate=False)[0]
+    command.downgrade(alembic_config(engine), "-1")  # as if the package were upgraded, the daemon not yet
+    assert ctl([*args, "calls", "list", *me(tmp_path, "handler")]) == 2
+    assert "restart the daemon" in capsys.readouterr().err
+    assert schema_problem(engine) is not None  # still the old revision: nothing migrated it

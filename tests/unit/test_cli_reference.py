@@ -17,6 +17,7 @@ def test_the_cli_reference_is_current() -> None:
 
 def test_the_reference_names_every_command_and_the_sign_in() -> None:
     text = render()
-    for command in ("recorderctl calls list", "recorderctl holds release", "recorderctl play", "recorderd run"):
+    commands = ("recorderctl calls list", "recorderctl holds release", "recorderctl play", "recorderd run")
+    for command in commands:
         assert f"### `{command}`" in text
     assert "--as ID" in text and "--by" not in text
