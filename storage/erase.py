@@ -118,12 +118,17 @@ def _blockers(s: Session, jobs: Sequence[Job], now: dt.datetime) -> list[str | N
     """Why each job may not go ahead (None: it may), read in a few queries for the whole batch."""
     paths = [str(j.path) for j in jobs]
     ids = {j.call_id for j in jobs}
+    # Lock the calls' rows before reading their holds: a hold placed by another process or node locks
+    # the same row (holds.place), so on PostgreSQL the two serialise and a hold committed first is
+    # seen here (READ COMMITTED re-reads after the wait). SQLite has one writer (BEGIN IMMEDIATE above);
+    # SQLAlchemy renders no FOR UPDATE there. Ordered by id, so two claimers never deadlock.
+    cols = (Call.id, Call.audio_path, Call.status, Call.expires_at, Call.move_at)
+    locked = select(*cols).where(Call.id.in_(ids)).order_by(Call.id).with_for_update()
+    rows = {r.id: r for r in s.execute(locked)}
     busy = set(s.scalars(select(RetentionIntent.path).where(RetentionIntent.path.in_(paths))))
     held: dict[str, list[str]] = {}
     for h in holds.active(s, ids):
         held.setdefault(h.call_id, []).append(f"#{h.id} {h.kind} {h.reference}")
-    cols = (Call.id, Call.audio_path, Call.status, Call.expires_at, Call.move_at)
-    rows = {r.id: r for r in s.execute(select(*cols).where(Call.id.in_(ids)))}
     copy_ids = [j.preservation_id for j in jobs if j.preservation_id is not None]
     pcols = (Preservation.id, Preservation.path, Preservation.destroyed_at)
     copies = {p.id: p for p in s.execute(select(*pcols).where(Preservation.id.in_(copy_ids)))}

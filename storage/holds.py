@@ -40,7 +40,9 @@ def place(
         raise HoldError(f"unknown hold kind {kind!r}; one of {', '.join(HOLD_KINDS)}")
     if not reference.strip() or not reason.strip() or not by.strip():
         raise HoldError("a hold needs a reference, a reason and who places it")
-    call = session.get(Call, call_id)
+    # The call's row lock: a deletion claim (storage/erase.py) locks it before it reads the holds, so a
+    # hold and a deletion of the same call never interleave, whichever process or node runs each.
+    call = session.get(Call, call_id, with_for_update=True)
     if call is None:
         raise HoldError(f"no call {call_id!r}")
     hold = Hold(call_id=call_id, kind=kind, reference=reference, reason=reason, placed_by=by, placed_at=at)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from support import backend as backend_state
 from support.mosquitto import MOSQUITTO, Mosquitto
+from support.postgres import Cluster, require_postgres
 from support.service import Service, Spawn
 
 
@@ -39,3 +41,25 @@ async def spawn() -> AsyncIterator[Spawn]:
         if svc.proc is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(svc.proc.wait(), 10)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session (support/postgres.py)."""
+    cluster = Cluster(require_postgres())
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on each backend: SQLite in data_dir, then a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        cluster: Cluster = request.getfixturevalue("postgres")
+        backend_state.cluster = cluster
+        backend_state.current = cluster.new_database()
+    try:
+        yield str(request.param)
+    finally:
+        backend_state.current = backend_state.cluster = None

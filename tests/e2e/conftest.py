@@ -14,6 +14,7 @@ from recorderd.daemon.lifecycle import Daemon, Endpoints
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.models import Call
+from support import backend
 from support.running import Running, start_daemon, start_simulator
 
 SPEED = 25.0
@@ -112,7 +113,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
             ami_secret=AMI_SECRET,
             recipient=recipient,
         )
-        config = parse_config(text)
+        config = parse_config(backend.config_line() + text)
         run = await start_daemon(config, sim, wait_ami=ami_enabled and ami_port is None)
         started[-1] = (run, sim)
         return Harness(root, config, identity, sim, run.daemon, run.endpoints)

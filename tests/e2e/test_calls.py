@@ -15,7 +15,8 @@ from recorderd.cli.demo import locate, speech
 from recorderd.records.audio import decrypt_recording
 from storage.audio import parse_au
 
-pytestmark = pytest.mark.timeout(60)
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = [pytest.mark.usefixtures("backend"), pytest.mark.timeout(60)]
 
 CALLER = speech("caller")
 AGENT = speech("agent")

@@ -3,11 +3,16 @@ start-up, each recording created and finalised; an excluded call leaves nothing 
 
 from __future__ import annotations
 
+import pytest
+
 from e2e.conftest import MakeHarness
 from pbx.simulator import SimCall
 from recorderd.cli.demo import speech
 from storage import ledger
 from storage.db import open_database
+
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def test_a_recorded_call_is_ledgered_by_the_daemon(make_harness: MakeHarness) -> None:

@@ -13,6 +13,9 @@ from recorderd.cli.ctl import main as ctl_main
 from storage import holds, ledger
 from support.people import T0, make_site, person, seed_call
 
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def test_disclosure_holds_and_the_retention_side_is_ledgered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

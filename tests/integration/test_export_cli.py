@@ -19,6 +19,9 @@ from storage.age import AgeDecryptError, decrypt_bytes, encrypt_passphrase_ident
 from storage.models import Call
 from support.people import Site, make_site, person, seed_call
 
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 SAITAMA = """
 [people.roles]
 operations_manager = ["manage_users", "search", "instruct", "hold", "delete", "audit"]

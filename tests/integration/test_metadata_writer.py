@@ -1,4 +1,5 @@
-"""The metadata writer against a real SQLite file, including one locked by another process."""
+"""The metadata writer against a real catalogue (SQLite and PostgreSQL), and an SQLite file locked by
+another process."""
 
 import asyncio
 import datetime as dt
@@ -6,17 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from recorderd.daemon.metadata import MetadataWriter
 from storage.db import open_database
 from storage.models import Call
+from support import backend
 
 T0 = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
 
 
+@pytest.mark.usefixtures("backend")  # on SQLite and on a real PostgreSQL server
 async def test_rows_and_duration(tmp_path: Path) -> None:
-    _engine, sessions = open_database(f"sqlite:///{tmp_path / 'r.db'}")
+    _engine, sessions = open_database(backend.url(tmp_path))
     w = MetadataWriter(sessions)
     task = asyncio.create_task(w.run())
     w.insert("c1", direction="inbound", started_at=T0, status="recording")
@@ -33,6 +37,8 @@ async def test_rows_and_duration(tmp_path: Path) -> None:
 
 
 async def test_locked_database_delays_but_loses_nothing(tmp_path: Path) -> None:
+    # SQLite only: the fault is SQLite's single-writer lock held by another process; PostgreSQL's
+    # outage (server stopped while calls record) is its own fault test.
     db = tmp_path / "r.db"
     engine, sessions = open_database(f"sqlite:///{db}")
     # Another process takes an exclusive lock and holds it until we tell it to let go.

@@ -39,6 +39,7 @@ from recorderd.service import (
 from storage import holds, ledger
 from storage.age import AgeDecryptError, generate_identity
 from storage.db import open_database
+from support import backend
 from support.people import FAST, Site, seed_call
 
 PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
@@ -50,6 +51,8 @@ def profile_config(name: str, root: Path, recipient: str, extra: dict[str, Any] 
     under ``root``, no AMI, one recipient, and password hashing at test cost."""
     data = tomllib.loads((PROFILES / f"{name}.toml").read_text(encoding="utf-8"))
     data["data_dir"] = str(root / "data")
+    if backend.current:  # a fresh PostgreSQL database (the ``backend`` fixture)
+        data["database_url"] = backend.current
     data["ami"] = {"enabled": False}
     data["encryption"] = {"recipients": [recipient]}
     data.pop("announcements", None)
@@ -174,15 +177,18 @@ def test_every_operation_of_the_service_layer_is_in_this_table() -> None:
     assert set(INVOKE) == set(OPERATIONS)
 
 
-_INSTALLED: dict[str, Installation] = {}
+_INSTALLED: dict[tuple[str, str], Installation] = {}
 
 
 @pytest.fixture
-def installation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Installation:
-    name = request.param
-    if name not in _INSTALLED:  # one installation per profile, shared by its rows
-        _INSTALLED[name] = install(name, tmp_path_factory.mktemp(name))
-    return _INSTALLED[name]
+def installation(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Installation:
+    """One installation per profile and backend (SQLite, PostgreSQL), shared by its rows."""
+    key = (str(request.param), backend)
+    if key not in _INSTALLED:
+        _INSTALLED[key] = install(key[0], tmp_path_factory.mktemp(key[0]))
+    return _INSTALLED[key]
 
 
 def _last(inst: Installation) -> ledger.Entry:

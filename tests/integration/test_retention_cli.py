@@ -15,6 +15,9 @@ from storage.models import Preservation
 from support.people import FAST, staff
 from support.retention_seed import Seeded, config_text, row, seed, sessions_for
 
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 RETENTION = """
 [retention]
 default = "short"

@@ -23,7 +23,8 @@ from storage.models import Call, RetentionIntent
 from storage.vault import sha256_file
 from support.retention_seed import Clock, Seeded, config_text, jst, seed, sessions_for
 
-pytestmark = pytest.mark.timeout(60)
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = [pytest.mark.usefixtures("backend"), pytest.mark.timeout(60)]
 
 RETENTION = """
 [retention]

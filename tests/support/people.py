@@ -21,6 +21,7 @@ from storage.audio import au_header, slin_to_au_payload
 from storage.db import open_database
 from storage.models import Call
 from storage.vault import AgeWriter
+from support import backend
 
 FAST = """
 [people.passwords]
@@ -58,7 +59,8 @@ def make_site(tmp: Path, extra: str = "", *, municipality: str = "テスト市�
     identity, recipient = generate_identity()
     cfg = tmp / "recorderd.toml"
     cfg.write_text(
-        f'municipality = "{municipality}"\ndata_dir = "{tmp / "data"}"\n[ami]\nenabled = false\n'
+        f'municipality = "{municipality}"\ndata_dir = "{tmp / "data"}"\n{backend.config_line()}'
+        "[ami]\nenabled = false\n"
         f'[encryption]\nrecipients = ["{recipient}"]\n{FAST}{extra}',
         encoding="utf-8",
     )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recorderd.config import Config, parse_config
 from storage.db import open_database
 from storage.models import COMPLETED, Call
+from support import backend
 
 JST = dt.timezone(dt.timedelta(hours=9))
 RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
@@ -51,7 +52,8 @@ def jst(*args: int) -> dt.datetime:
 
 def config_text(root: Path, retention: str, lines: str = LINES) -> str:
     return (
-        f'data_dir = "{root / "data"}"\n[ami]\nenabled = false\n[encryption]\nrecipients = ["{RECIPIENT}"]\n'
+        f'data_dir = "{root / "data"}"\n{backend.config_line()}'
+        f'[ami]\nenabled = false\n[encryption]\nrecipients = ["{RECIPIENT}"]\n'
         f"{lines}\n{retention}"
     )
 

@@ -16,6 +16,9 @@ from storage.age import AgeDecryptError, decrypt_passphrase_identity
 from storage.db import open_database
 from support.people import make_site, person, seed_call
 
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def kinds(people: People) -> list[str]:
     with people._sessions() as s:

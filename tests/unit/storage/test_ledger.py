@@ -15,13 +15,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import ledger, signing
 from storage.db import open_database
+from support import backend
+
+# Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 T0 = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> sessionmaker[Session]:
-    return open_database(f"sqlite:///{tmp_path / 'r.db'}")[1]
+    return open_database(backend.url(tmp_path))[1]
 
 
 def fill(sessions: sessionmaker[Session], n: int) -> list[ledger.Entry]:
@@ -71,7 +75,7 @@ def test_chain_links_and_verifies(sessions: sessionmaker[Session]) -> None:
 def test_concurrent_writers_make_one_chain(tmp_path: Path) -> None:
     """Two writers (each its own engine, as the daemon and recorderctl are) append at once: every
     entry lands once, in one unbroken chain; a lost race is retried, never forked."""
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+    url = backend.url(tmp_path)
     open_database(url)
 
     def writer(name: str) -> None:
@@ -99,7 +103,7 @@ def test_a_batch_chains_exactly_as_single_appends(tmp_path: Path) -> None:
         )
         for i in range(4)
     ]
-    one_by_one, together = (open_database(f"sqlite:///{tmp_path / n}.db")[1] for n in ("a", "b"))
+    one_by_one, together = (open_database(backend.url(tmp_path, n))[1] for n in ("a", "b"))
     fill(one_by_one, 2)
     fill(together, 2)
     with one_by_one.begin() as s:
@@ -119,7 +123,7 @@ def test_a_batch_chains_exactly_as_single_appends(tmp_path: Path) -> None:
 def test_a_batch_that_lost_the_race_writes_nothing(tmp_path: Path) -> None:
     """Another process appends between our tail read and our INSERT: LedgerConflict, and after the
     rollback none of the batch's rows is in the chain (the caller retries on the new tail)."""
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+    url = backend.url(tmp_path)
     engine, ours = open_database(url)
     theirs = open_database(url, migrate=False)[1]
     fill(ours, 1)
