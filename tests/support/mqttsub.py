@@ -31,7 +31,7 @@ class Subscriber:
                 self._changed.notify_all()
 
     async def expect(
-        self, topic: str, where: Callable[[dict[str, object]], bool] = lambda _b: True, within: float = 10
+        self, topic: str, where: Callable[[dict[str, object]], bool] = lambda _b: True, within: float = 30
     ) -> Received:
         """The first message (already received or still to come) on ``topic`` that matches."""
         async with asyncio.timeout(within), self._changed:
