@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
+_CHAIN_LOCK = 0x7265636F72646C67  # "recordlg": the advisory lock key of the chain's tail (PostgreSQL)
 _ATTEMPTS = 20
 
 # The vocabulary. A kind outside it is a programming error, caught before anything is written.
@@ -187,6 +188,11 @@ def append_many(session: Session, new: Sequence[NewEntry]) -> list[Entry]:
             raise ValueError(f"unknown ledger kind {n.kind!r}")
     if not new:
         return []
+    if session.get_bind().dialect.name == "postgresql":
+        # One chain for every writer (daemons on several nodes, recorderctl, the console): appends
+        # queue on a transaction-scoped advisory lock instead of racing for the same seq and retrying.
+        # SQLite needs none: it has one writer at a time.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
     last = session.execute(select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1))
     tail = last.first()
     seq, prev = (tail[0] + 1, tail[1]) if tail else (1, GENESIS)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import ledger, signing
 from storage.db import open_database
-from support import backend
+from support import backend as support_backend
 
 # Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
 pytestmark = pytest.mark.usefixtures("backend")
@@ -25,7 +25,7 @@ T0 = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> sessionmaker[Session]:
-    return open_database(backend.url(tmp_path))[1]
+    return open_database(support_backend.url(tmp_path))[1]
 
 
 def fill(sessions: sessionmaker[Session], n: int) -> list[ledger.Entry]:
@@ -75,7 +75,7 @@ def test_chain_links_and_verifies(sessions: sessionmaker[Session]) -> None:
 def test_concurrent_writers_make_one_chain(tmp_path: Path) -> None:
     """Two writers (each its own engine, as the daemon and recorderctl are) append at once: every
     entry lands once, in one unbroken chain; a lost race is retried, never forked."""
-    url = backend.url(tmp_path)
+    url = support_backend.url(tmp_path)
     open_database(url)
 
     def writer(name: str) -> None:
@@ -103,7 +103,7 @@ def test_a_batch_chains_exactly_as_single_appends(tmp_path: Path) -> None:
         )
         for i in range(4)
     ]
-    one_by_one, together = (open_database(backend.url(tmp_path, n))[1] for n in ("a", "b"))
+    one_by_one, together = (open_database(support_backend.url(tmp_path, n))[1] for n in ("a", "b"))
     fill(one_by_one, 2)
     fill(together, 2)
     with one_by_one.begin() as s:
@@ -120,10 +120,12 @@ def test_a_batch_chains_exactly_as_single_appends(tmp_path: Path) -> None:
             assert report.ok and report.checked == 6 and report.head_hash == batched[-1].hash
 
 
-def test_a_batch_that_lost_the_race_writes_nothing(tmp_path: Path) -> None:
+def test_a_batch_that_lost_the_race_writes_nothing(tmp_path: Path, backend: str) -> None:
     """Another process appends between our tail read and our INSERT: LedgerConflict, and after the
     rollback none of the batch's rows is in the chain (the caller retries on the new tail)."""
-    url = backend.url(tmp_path)
+    if backend != "sqlite":
+        pytest.skip("on PostgreSQL appends queue on an advisory lock: this race cannot happen (next test)")
+    url = support_backend.url(tmp_path)
     engine, ours = open_database(url)
     theirs = open_database(url, migrate=False)[1]
     fill(ours, 1)
@@ -143,6 +145,35 @@ def test_a_batch_that_lost_the_race_writes_nothing(tmp_path: Path) -> None:
         report = ledger.verify(s)
         assert report.ok and report.checked == 2
         assert [e.actor for e in ledger.entries(s)] == ["p1", "recorderctl"]
+
+
+def test_on_postgresql_a_second_writer_waits_for_the_first(tmp_path: Path, backend: str) -> None:
+    """Two writers on one PostgreSQL catalogue (two recorders, or recorderctl beside the daemon): the
+    second append waits on the chain's advisory lock until the first commits, then chains after it."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time; the race there is the test above")
+    url = support_backend.url(tmp_path)
+    _e, first = open_database(url)
+    second = open_database(url, migrate=False)[1]
+    done: list[ledger.Entry] = []
+    with first.begin() as s:
+        mine = ledger.append(s, "played", "node-a", at=T0)
+        waiter = threading.Thread(
+            target=lambda: done.append(ledger.append_committed(second, "played", "node-b"))
+        )
+        waiter.start()
+        for _ in range(2000):  # bounded: until the second writer is seen waiting on a lock
+            with second() as probe:
+                waiting = probe.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                ).scalar()
+            if waiting:
+                break
+        else:
+            pytest.fail("the second writer never waited for the first")
+        assert done == []
+    waiter.join(timeout=60)
+    assert [e.seq for e in done] == [mine.seq + 1] and done[0].prev_hash == mine.hash
 
 
 @pytest.mark.parametrize(
