@@ -397,10 +397,14 @@ class CallManager:
                 if call is not None:
                     call.hangup_seen.set()
 
-    async def drain(self) -> None:
-        """Wait until every recording that has started is sealed and its row written."""
+    async def sealed(self) -> None:
+        """Wait until every recording that has started is sealed on disk (rows may still be queued)."""
         while self._finishers:
             await asyncio.wait(set(self._finishers))
+
+    async def drain(self) -> None:
+        """Wait until every recording that has started is sealed and its row written."""
+        await self.sealed()
         await self._writer.flush()
 
     # -- shutdown ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from e2e.conftest import AMI_SECRET, BASE_CONFIG, SPEED, Harness
 from pbx.simulator import PbxSimulator
 from recorderd.config import parse_config
 from storage.age import generate_identity
+from support import backend
 from support.proxy import TcpProxy
 from support.running import Running, start_daemon, start_simulator
 
@@ -67,7 +68,7 @@ async def fault_harness(tmp_path: Path) -> AsyncIterator[FaultHarness]:
             ami_secret=AMI_SECRET,
             recipient=recipient,
         )
-        config = parse_config(text + NO_DISK_GUARD + extra)
+        config = parse_config(backend.config_line() + text + NO_DISK_GUARD + extra)
         run = await start_daemon(config, sim)
         started[-1] = (run, sim)
         return Faulty(Harness(root, config, identity, sim, run.daemon, run.endpoints), proxy)
