@@ -58,28 +58,14 @@ class Cluster:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        options = (
-            f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} -c fsync=off -p {self.port}"
-        )
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            str(self.root / "log"),
-            "start",
-        )
+        self.resume()
 
     def pause(self) -> None:
         """Stop the server (a PostgreSQL restart or outage); its data stays for ``resume``."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def resume(self) -> None:
+        """Start the server on the cluster's data (at first start, and after ``pause``)."""
         options = (
             f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} -c fsync=off -p {self.port}"
         )
