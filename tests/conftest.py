@@ -55,11 +55,17 @@ def postgres() -> Iterator[Cluster]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run the test on each backend: SQLite in data_dir, then a fresh PostgreSQL database."""
+    cluster: Cluster | None = None
     if request.param == "postgresql":
-        cluster: Cluster = request.getfixturevalue("postgres")
+        cluster = request.getfixturevalue("postgres")
         backend_state.cluster = cluster
         backend_state.current = cluster.new_database()
     try:
         yield str(request.param)
     finally:
+        if cluster is not None:
+            for url in [backend_state.current, *backend_state.made]:
+                if url:
+                    cluster.drop(url)
+        backend_state.made.clear()
         backend_state.current = backend_state.cluster = None

@@ -17,13 +17,17 @@ class _Databases(Protocol):
 
 current: str | None = None  # a PostgreSQL URL while a test runs on PostgreSQL; None: SQLite in data_dir
 cluster: _Databases | None = None  # the PostgreSQL cluster while a test runs on it
+made: list[str] = []  # the extra databases ``url`` created for the current test (dropped after it)
 
 
 def url(tmp: Path, name: str = "catalogue") -> str:
     """A database of its own for a test that opens catalogues directly: ``name`` tells them apart."""
     if cluster is None:
         return f"sqlite:///{tmp / name}.db"
-    return current if name == "catalogue" and current else cluster.new_database()
+    if name == "catalogue" and current:
+        return current
+    made.append(cluster.new_database())
+    return made[-1]
 
 
 def config_line() -> str:
