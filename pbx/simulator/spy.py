@@ -33,6 +33,7 @@ class CallMedia:
     t0: float  # monotonic time of sample 0
     timeline: Timeline
     continuous: bool  # RTP channels deliver frames through silence; Local channels do not
+    suppress_silence: bool = False  # DTX: no frame for an all-zero (silent) frame either
     up_frame: int | None = None  # frames flow through silence only once the channel is Up
     # The spied channel hangs up at this frame, maybe still in the future: no frame from here.
     end_frame: int | None = None
@@ -107,6 +108,9 @@ class Spy:
             if media.end_frame is not None and n >= media.end_frame:
                 break
             payload = media.timeline.render(n, self._only_from_channel)
+            silent = payload is not None and media.suppress_silence and not any(payload)
+            if silent and not media.timeline.pbx_playing(n):
+                payload = None  # nobody's RTP carries this frame: ChanSpy has nothing to send
             if payload is None and media.continuous and media.up_frame is not None and n >= media.up_frame:
                 payload = bytes(FRAME_BYTES)
             if payload is not None and not self._hung_up:
