@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from faults.conftest import FaultHarness
-from support.recordings import inbound, row_of, spy_attached, stored_pcm, wait_for_parts
+from support.recordings import inbound, row_of, spy_attached, stored_pcm, wait_for_parts, when
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,10 +20,11 @@ async def test_ami_reset_mid_call_loses_no_audio_and_reconnects(fault_harness: F
     f = await fault_harness(ami_proxy=True)
     h, proxy = f.h, f.ami_proxy
     assert proxy is not None
+    started = when(h.daemon.events, "call_started")
     call = asyncio.create_task(h.sim.run_call(inbound(seconds=4)))
     # Once ChanSpyStart is in (a call AMI never saw the spy attach to is only "unverified"):
     assert h.daemon.manager is not None
-    await spy_attached(h.daemon.manager)
+    await spy_attached(h.daemon.manager, started)
     h.daemon.ami_up.clear()  # so the wait below sees the *new* session
     assert proxy.reset_all() == 1  # RST to both sides, mid-call
     result = await call

@@ -66,8 +66,10 @@ async def wait_for_parts(data_dir: Path, min_bytes: int, count: int = 1) -> None
             await asyncio.sleep(0.02)
 
 
-async def spy_attached(manager: CallManager, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    """Wait (bounded) until AMI reported ChanSpyStart for a call in progress."""
+async def spy_attached(manager: CallManager, started: asyncio.Future[None], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait (bounded) until AMI reported ChanSpyStart for the one call in progress (``started``:
+    ``when(events, "call_started")``, taken before the call)."""
     async with asyncio.timeout(timeout):
-        while not any(c.spy_started.is_set() for c in manager._pending.values()):
-            await asyncio.sleep(0.005)
+        await started
+        [call] = [c for c in manager._pending.values() if c.attached.done()]
+        await call.spy_started.wait()
