@@ -158,6 +158,7 @@ class CallRun:
         if spy is not None:
             self.result.spy_uuid, self.result.spy_pcm = spy.uuid, bytes(spy.pcm)
             self.result.spy_first_frame = spy.frames[0] if spy.frames else None
+            self.result.spy_closed_at = spy.closed_at
         self.result.sources = [(src.name, src.start, src.end) for src in self.media.timeline.sources]
         self.result.end_frame = self.media.end_frame
         for name, start in self._plays:

@@ -69,9 +69,11 @@ class CallResult:
     hung_up_by_caller: bool = False
     # The call's real timeline, on its own grid (sample 0 = call start, frame n = samples
     # [160 n, 160 n + 160)): every sound that was audible (name, first sample, end sample), the
-    # spy's first streamed frame, and the frame at which the call hung up.
+    # spy's first streamed frame, the frame at which the call hung up, and when the spy's socket
+    # was closed (a little after that: the hang-up takes the PBX some time).
     sources: list[tuple[str, int, int]] = field(default_factory=list)
     spy_first_frame: int | None = None
     end_frame: int | None = None
+    spy_closed_at: float | None = None  # when the spy's AudioSocket was closed, in (fractional) frames
     agi_status: str = ""  # SUCCESS / HANGUP / FAILURE, as AGISTATUS
     agi_closed_by_daemon: bool = False

@@ -80,6 +80,7 @@ class Spy:
         self._attach_frame = math.ceil(media.frame_now() + attach_delay_s / FRAME_SECONDS)
         self._spying = False
         self._hung_up = False
+        self.closed_at: float | None = None  # call frame (fractional) at which the spy hung up
         self._peer_gone = asyncio.Event()
         writer.write(bytes([0x01, 0x00, 0x10]) + uuidlib.UUID(spy_uuid).bytes)
         self._tasks = [asyncio.create_task(self._stream()), asyncio.create_task(self._read())]
@@ -162,6 +163,7 @@ class Spy:
         """The AudioSocket channel is destroyed: Hangup event, then FIN (never a 0x00)."""
         if not self._hung_up:
             self._hung_up = True
+            self.closed_at = self.media.frame_now()
             self._events.hangup(self.channel, 0)
             self._events.device_state(self.channel.device, "UNKNOWN")
             self._writer.close()

@@ -11,8 +11,9 @@ docs/PERFORMANCE.md), so one batch's arrival time says when its *last* frame was
 follow, all pure functions of the times passed in (the clock is the caller's):
 
 * **Streaming**: a batch of n bytes arriving at ``now`` started at ``now - n``. If that is later
-  than where the recording ends by more than the jitter allowance, the difference is a pause:
-  silence first, then the batch. Smaller differences are network and scheduling jitter, ignored.
+  than where the recording ends by more than ``gap_s`` (250 ms), the difference is a pause:
+  silence first, then the batch. Smaller differences are network jitter (a late packet, then a
+  burst that catches up: filling would push the speech that follows late, or drop it), ignored.
 * **Quiet**: no batch for ``quiet_s`` (longer than one read batch). The up to nine frames the
   kernel still holds below the low-water mark belong *before* the pause, so the caller asks the
   socket to read promptly and reports how much was waiting (``backlog``): those bytes are placed
@@ -22,9 +23,10 @@ follow, all pure functions of the times passed in (the clock is the caller's):
   Frames arriving faster than real time (a peer's clock running fast, a flood) are dropped beyond
   it, so a call's memory and disk work are bounded by its duration, whatever the peer sends.
 
-Known limit: a pause shorter than ``quiet_s`` plus one tick inside a talk spurt is placed right
-(its length is kept), but the few frames the kernel held back before it land just before the next
-spurt instead of just after the previous one.
+Known limits: a pause shorter than ``gap_s`` inside a talk spurt is not kept (later speech is early
+by at most that much, until the next pause of ``quiet_s`` or more puts it back in place to the
+frame); one between ``gap_s`` and ``quiet_s`` plus a tick keeps its length, but the few frames the
+kernel held back before it land just before the next spurt instead of just after the previous one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from dataclasses import dataclass
 
 BYTES_PER_SECOND = 16000  # slin16, 8 kHz, mono
 FRAME_BYTES = 320  # 20 ms
-JITTER_S = 0.06
+JITTER_S = 0.06  # how far ahead of the clock audio may run; how far behind it silence is filled
+GAP_S = 0.25  # a shorter gap between batches while audio flows is jitter, not a pause
 QUIET_S = 0.3  # > one read batch (200 ms, recording.READ_LOW_WATER) plus scheduling slack
 TICK_S = 0.1
 
@@ -75,12 +78,13 @@ def _frames(n: int) -> int:
 
 
 class Timeline:
-    def __init__(self, *, jitter_s: float = JITTER_S, quiet_s: float = QUIET_S,
+    def __init__(self, *, jitter_s: float = JITTER_S, gap_s: float = GAP_S, quiet_s: float = QUIET_S,
                  bytes_per_second: int = BYTES_PER_SECOND) -> None:  # fmt: skip
-        if not 0 < jitter_s < quiet_s:
-            raise ValueError("need 0 < jitter_s < quiet_s")
+        if not 0 < jitter_s <= gap_s <= quiet_s:
+            raise ValueError("need 0 < jitter_s <= gap_s <= quiet_s")
         self._bps = bytes_per_second
         self._jitter = _even(round(jitter_s * bytes_per_second))
+        self._gap = _even(round(gap_s * bytes_per_second))
         self.quiet_s = quiet_s
         self._t0: float | None = None  # clock time of sample 0
         self.position = 0  # bytes stored so far, silence included
@@ -111,7 +115,7 @@ class Timeline:
         if rest:
             deficit = ideal - rest - (self.position + head)
             # Read promptly after a quiet spell, the arrival time is exact: fill any real pause.
-            threshold = FRAME_BYTES if fresh_after_quiet else self._jitter
+            threshold = FRAME_BYTES if fresh_after_quiet else self._gap
             if deficit >= threshold:
                 silence = _frames(deficit)
         room = max(0, ideal + self._jitter - self.position)

@@ -68,8 +68,10 @@ def expected(result: CallResult, names: tuple[str, ...], parts: dict[str, list[t
 
 
 def check(audio: np.ndarray, result: CallResult, want: list[tuple[float, float]]) -> None:
-    assert result.spy_first_frame is not None and result.end_frame is not None
-    call_s = (result.end_frame - result.spy_first_frame) * 0.02
+    assert result.spy_first_frame is not None and result.spy_closed_at is not None
+    # From the spy's first frame to the moment the PBX closed its socket (the hang-up as the
+    # recorder can know it; the PBX takes a few ms past the call's last frame to get there).
+    call_s = (result.spy_closed_at - result.spy_first_frame) * 0.02
     assert abs(len(audio) / RATE - call_s) <= TOLERANCE_S, (len(audio) / RATE, call_s)
     got = segments(audio)[-len(want) :]
     assert len(got) == len(want), (got, want)

@@ -53,8 +53,8 @@ async def test_a_long_silence_is_recorded_while_it_lasts(fault_harness: FaultHar
     result = await task
     await h.daemon.manager.drain()
     pcm, sealed = stored_pcm(h.data_dir, row_of(h.config.db_url, result), h.identity)
-    assert sealed and result.spy_first_frame is not None and result.end_frame is not None
-    assert abs(len(pcm) / 2 / 8000 - (result.end_frame - result.spy_first_frame) * 0.02) <= 0.04
+    assert sealed and result.spy_first_frame is not None and result.spy_closed_at is not None
+    assert abs(len(pcm) / 2 / 8000 - (result.spy_closed_at - result.spy_first_frame) * 0.02) <= 0.04
     samples = np.frombuffer(pcm, "<i2")
     loud = np.flatnonzero(samples) / 8000
     # the second second of words sits 5 s after the first, as on the call

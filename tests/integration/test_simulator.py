@@ -609,7 +609,8 @@ async def test_silence_suppression_sends_no_frames_while_nobody_speaks(harness: 
     assert max(gaps) >= 0.9 / SPEED  # the pause is a pause on the wire
     [(_name, start, end)] = [s for s in result.sources if s[0] == "caller"]
     assert end - start == len(call.caller_audio) // 2
-    assert result.spy_first_frame is not None and result.spy_first_frame * 160 <= start
+    assert result.spy_first_frame is not None and result.spy_first_frame * 160 < end
+    assert result.spy_closed_at is not None and result.spy_closed_at >= end / 160
     assert result.end_frame is not None and result.end_frame * 160 >= end
 
 

@@ -139,16 +139,43 @@ def test_frames_faster_than_real_time_are_dropped_beyond_the_allowance() -> None
     assert tl.dropped_bytes == 1000 * 10 * F - tl.position
 
 
+def test_a_jitter_spike_and_its_catch_up_lose_nothing_and_move_nothing() -> None:
+    tl = Timeline()
+    base = spurts((0.0, 10.0))
+    # 200 ms of frames held up in the network, then delivered in one burst with the next frame
+    sends = sorted(min(max(t, 4.2), t + 0.2) if 4.0 <= t < 4.2 else t for t in base)
+    link = Link(tl)
+    link.run(sends, 10.0)
+    assert tl.silence_bytes == 0 and tl.dropped_bytes == 0
+    assert tl.position == len(base) * F
+    # every frame at its place: the held-up ones (arrived together at 4.2 s) in sequence before it
+    on_time = [e for (sent, _), e in zip(link.stored, link.errors(), strict=True) if abs(sent - 4.2) > 1e-9]
+    assert len(on_time) == len(base) - 11 and max(abs(e) for e in on_time) < 0.001
+
+
 def test_a_pause_shorter_than_the_quiet_time_keeps_its_length() -> None:
     tl = Timeline()
     link = Link(tl)
-    sends = spurts((0.0, 2.0), (2.25, 4.0))  # 250 ms without frames inside speech
+    sends = spurts((0.0, 2.0), (2.28, 4.0))  # 280 ms without frames inside speech
     link.run(sends, 4.0)
-    assert tl.silence_bytes == pytest.approx(0.25 * 16000, abs=F)
+    assert tl.silence_bytes == pytest.approx(0.28 * 16000, abs=F)
     # the speech after the pause is in place; at most the frames the kernel held before it moved
     late = [e for e in link.errors() if abs(e) > 0.02]
     assert len(late) < LOW_WATER
     assert tl.position == 200 * F
+
+
+def test_a_short_pause_is_not_kept_until_the_next_long_one_puts_speech_back() -> None:
+    tl = Timeline()
+    link = Link(tl)
+    # 160 ms inside speech (below gap_s: taken for jitter), then a real 1 s pause
+    sends = spurts((0.0, 2.0), (2.16, 3.0), (4.0, 5.0))
+    link.run(sends, 5.0)
+    errors = link.errors()
+    last = errors[-len(spurts((4.0, 5.0))) :]
+    assert max(abs(e) for e in last) <= 0.02  # after the long pause: in place again
+    assert min(errors) >= -0.18  # before it: early by at most the short pause
+    assert tl.position == 250 * F
 
 
 def test_hang_up_during_a_pause_completes_the_timeline() -> None:
@@ -167,4 +194,4 @@ def test_nothing_happens_before_the_first_frame() -> None:
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="jitter_s"):
-        Timeline(jitter_s=0.5, quiet_s=0.3)
+        Timeline(jitter_s=0.5, gap_s=0.25, quiet_s=0.3)
