@@ -360,9 +360,14 @@ class CallManager:
         if clock is None or not self._recordings:
             return
         now = clock()
-        for recording in self._recordings:
-            recording.tick(now)
-        self._ticker = asyncio.get_running_loop().call_later(self._tick_s, self._tick)
+        try:
+            for recording in self._recordings:
+                try:
+                    recording.tick(now)
+                except Exception:  # one call's trouble must not stop the others' timelines
+                    log.exception("timeline_tick_failed", call_id=recording.call_id)
+        finally:
+            self._ticker = asyncio.get_running_loop().call_later(self._tick_s, self._tick)
 
     async def _finish(self, call: ActiveCall, recording: Recording) -> None:
         cid = str(call.call_id)
