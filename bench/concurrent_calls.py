@@ -555,8 +555,8 @@ def report(results: list[Result], seconds: float, settle: float = SETTLE_S) -> s
             )
         if r.silence_frames:
             notes.append(
-                f"- N={r.calls}: {r.silence_frames} silent frames added by the real timeline (pauses in"
-                " the generator's stream longer than the jitter allowance)"
+                f"- N={r.calls}: {r.silence_frames:,} silent frames added by the real timeline (the"
+                " generator's stream paused for 250 ms or more)"
             )
         if r.dropped_at_source:
             notes.append(
