@@ -82,7 +82,8 @@ def install_gc_probe() -> None:
 def _sent_ns(block: bytes | bytearray | memoryview) -> int | None:
     if len(block) < FRAME or len(block) % FRAME:
         return None  # not whole generator frames (the AU header, a short tail)
-    return int.from_bytes(block[-FRAME : -FRAME + 8], "little")
+    sent = int.from_bytes(block[-FRAME : -FRAME + 8], "little")
+    return sent or None  # 0: a silent frame the real timeline added (the generator fell behind)
 
 
 def install_overrides() -> None:

@@ -41,7 +41,10 @@ COMPLETED = "completed"
 EXCLUDED = "excluded"
 FAILED = "failed"
 INCOMPLETE = "incomplete"
-STATUSES = (RECORDING, COMPLETED, EXCLUDED, FAILED, INCOMPLETE)
+# Recorded and sealed, but the PBX's own event stream (AMI) did not confirm the call: its channel
+# and our spy attaching to it. Whatever sent the audio, we cannot say it was that call.
+UNVERIFIED = "unverified"
+STATUSES = (RECORDING, COMPLETED, EXCLUDED, FAILED, INCOMPLETE, UNVERIFIED)
 
 
 class Call(Base):

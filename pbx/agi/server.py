@@ -196,8 +196,11 @@ class AgiServer:
         max_line: int = 8192,
         max_env_lines: int = 128,
         max_env_bytes: int = 16384,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
+        """``accept(peer_ip)``: False closes the connection before a byte is read from it."""
         self._handler = handler
+        self._accept = accept
         self._env_timeout = env_timeout
         self._close_timeout = close_timeout
         self._limits = (max_line, max_env_lines, max_env_bytes)
@@ -232,6 +235,10 @@ class AgiServer:
         self._tasks.add(task)
         peer = _peername(writer)
         try:
+            addr = writer.get_extra_info("peername")
+            host = str(addr[0]) if isinstance(addr, tuple) and addr else ""
+            if self._accept is not None and not self._accept(host):
+                return
             await self._conversation(reader, writer, peer)
         finally:
             self._tasks.discard(task)

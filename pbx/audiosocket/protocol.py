@@ -79,6 +79,11 @@ class AudioSocketParser:
     def uuid(self) -> uuid.UUID | None:
         return self._uuid
 
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet parsed (the start of a message still incomplete)."""
+        return len(self._buf) - self._pos
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; ``b""`` means the peer closed (the hangup)."""
         if self._eof:

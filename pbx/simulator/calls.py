@@ -73,7 +73,9 @@ class CallRun:
             local_index=pbx.next_local,
         )
         self.channel = self.legs.main
-        self.media = CallMedia(pbx.clock, pbx.clock.mono(), Timeline(), continuous=call.tech == "SIP")
+        continuous = call.tech == "SIP" and not call.silence_suppression
+        self.media = CallMedia(pbx.clock, pbx.clock.mono(), Timeline(), continuous=continuous,
+                               suppress_silence=call.silence_suppression)  # fmt: skip
         self.legs.call_ms = lambda: round(self.media.frame_now() * 20)
         self.result = CallResult(self.channel.uniqueid, self.channel.linkedid, self.channel.name)
         self.spies: list[Spy] = []
@@ -155,6 +157,10 @@ class CallRun:
         spy = streamed[-1] if streamed else (self.spies[-1] if self.spies else None)
         if spy is not None:
             self.result.spy_uuid, self.result.spy_pcm = spy.uuid, bytes(spy.pcm)
+            self.result.spy_first_frame = spy.frames[0] if spy.frames else None
+            self.result.spy_closed_at = spy.closed_at
+        self.result.sources = [(src.name, src.start, src.end) for src in self.media.timeline.sources]
+        self.result.end_frame = self.media.end_frame
         for name, start in self._plays:
             if spy is not None and spy.frames:
                 first = spy.frames[0] * FRAME_SAMPLES
@@ -294,7 +300,7 @@ class CallRun:
         pcm = self.pbx.sounds.load(name)
         if pcm is None:
             return None
-        src = Source(name, self.media.next_free_frame() * FRAME_SAMPLES, pcm)
+        src = Source(name, self.media.next_free_frame() * FRAME_SAMPLES, pcm, played=True)
         self.media.timeline.add(src)
         self._plays.append((name, src.start))
         await self.wait_until_sample(src.end)

@@ -75,6 +75,7 @@ class Source:
     start: int  # absolute sample index
     pcm: bytes
     from_channel: bool = False  # said by the spied party (the caller), not played to it
+    played: bool = False  # a file the PBX plays (STREAM FILE): frames flow even through its silence
 
     @property
     def end(self) -> int:
@@ -90,6 +91,15 @@ class Timeline:
 
     def add(self, source: Source) -> None:
         self._sources.append(source)
+
+    @property
+    def sources(self) -> list[Source]:
+        return list(self._sources)
+
+    def pbx_playing(self, frame: int) -> bool:
+        """Is the PBX itself playing a file in this frame (not a party speaking)?"""
+        lo, hi = frame * FRAME_SAMPLES, (frame + 1) * FRAME_SAMPLES
+        return any(s.played and s.start < hi and s.end > lo for s in self._sources)
 
     def render(self, frame: int, only_from_channel: bool = False) -> bytes | None:
         """Mono mix of the frame (int16 saturating add), or None when nothing is audible.

@@ -31,6 +31,12 @@ class SimCall:
     hangup_after_agi_s: float | None = None
     # ChanSpy attaches this long after the AudioSocket UUID; audio before that is lost.
     spy_attach_delay_s: float = 0.12
+    # Silence suppression (DTX) on the line, also what hold does: RTP flows only while someone
+    # speaks, and ChanSpy then sends NO AudioSocket frame while neither side is audible (as the
+    # captured Asterisk did). Digital silence (zero samples) in caller_audio / agent_audio is
+    # such a pause: no frame is sent for a 20 ms frame that is all zeros (files the PBX plays,
+    # like the announcement, are sent whole).
+    silence_suppression: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in ("inbound", "outbound"):
@@ -61,5 +67,13 @@ class CallResult:
     # before ChanSpy attached; measured from the AGI start when no frame was ever streamed.
     played: list[tuple[str, float]] = field(default_factory=list)
     hung_up_by_caller: bool = False
+    # The call's real timeline, on its own grid (sample 0 = call start, frame n = samples
+    # [160 n, 160 n + 160)): every sound that was audible (name, first sample, end sample), the
+    # spy's first streamed frame, the frame at which the call hung up, and when the spy's socket
+    # was closed (a little after that: the hang-up takes the PBX some time).
+    sources: list[tuple[str, int, int]] = field(default_factory=list)
+    spy_first_frame: int | None = None
+    end_frame: int | None = None
+    spy_closed_at: float | None = None  # when the spy's AudioSocket was closed, in (fractional) frames
     agi_status: str = ""  # SUCCESS / HANGUP / FAILURE, as AGISTATUS
     agi_closed_by_daemon: bool = False

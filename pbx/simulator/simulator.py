@@ -57,6 +57,10 @@ class PbxSimulator:
     def ami_port(self) -> int:
         return self._ami.port
 
+    @property
+    def speed(self) -> float:
+        return self._clock.speed
+
     def set_agi_target(self, host: str, port: int) -> None:
         """Where later calls' ``AGI(agi://host:port/...)`` connects, like editing the dialplan.
 

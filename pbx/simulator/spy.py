@@ -33,6 +33,7 @@ class CallMedia:
     t0: float  # monotonic time of sample 0
     timeline: Timeline
     continuous: bool  # RTP channels deliver frames through silence; Local channels do not
+    suppress_silence: bool = False  # DTX: no frame for an all-zero (silent) frame either
     up_frame: int | None = None  # frames flow through silence only once the channel is Up
     # The spied channel hangs up at this frame, maybe still in the future: no frame from here.
     end_frame: int | None = None
@@ -79,6 +80,7 @@ class Spy:
         self._attach_frame = math.ceil(media.frame_now() + attach_delay_s / FRAME_SECONDS)
         self._spying = False
         self._hung_up = False
+        self.closed_at: float | None = None  # call frame (fractional) at which the spy hung up
         self._peer_gone = asyncio.Event()
         writer.write(bytes([0x01, 0x00, 0x10]) + uuidlib.UUID(spy_uuid).bytes)
         self._tasks = [asyncio.create_task(self._stream()), asyncio.create_task(self._read())]
@@ -107,6 +109,9 @@ class Spy:
             if media.end_frame is not None and n >= media.end_frame:
                 break
             payload = media.timeline.render(n, self._only_from_channel)
+            silent = payload is not None and media.suppress_silence and not any(payload)
+            if silent and not media.timeline.pbx_playing(n):
+                payload = None  # nobody's RTP carries this frame: ChanSpy has nothing to send
             if payload is None and media.continuous and media.up_frame is not None and n >= media.up_frame:
                 payload = bytes(FRAME_BYTES)
             if payload is not None and not self._hung_up:
@@ -158,6 +163,7 @@ class Spy:
         """The AudioSocket channel is destroyed: Hangup event, then FIN (never a 0x00)."""
         if not self._hung_up:
             self._hung_up = True
+            self.closed_at = self.media.frame_now()
             self._events.hangup(self.channel, 0)
             self._events.device_state(self.channel.device, "UNKNOWN")
             self._writer.close()

@@ -118,7 +118,9 @@ async def _run(root: Path, speed: float) -> int:
     await sim.start()
     config = write_config(root, setup, sim.ami_port)
     ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-    daemon = Daemon(config, on_ready=ready.set_result)
+    # Simulated time runs `speed` times faster than the daemon's clock: keep the simulator's
+    # frames end to end rather than hold them to a real-time timeline they cannot follow.
+    daemon = Daemon(config, on_ready=ready.set_result, media_clock=time.monotonic if speed == 1 else None)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

@@ -7,6 +7,7 @@ writes ``exlude`` instead of ``exclude`` would otherwise record its counselling 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import tomllib
 import zoneinfo
 from pathlib import Path
@@ -33,6 +34,22 @@ Action = Literal["record", "exclude"]
 class AgiConfig(Strict):
     listen: HostPort = "127.0.0.1:4573"
     env_timeout_s: float = Field(5.0, gt=0)
+    # Addresses (or networks, "10.0.0.5" / "10.0.0.0/24") allowed to open an AGI session: the
+    # Asterisk host(s). Anything else is closed unread (docs/threat-model.md).
+    peers: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], min_length=1)
+
+    @field_validator("peers")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {item!r}") from exc
+        return value
+
+    def peer_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.peers]
 
     @property
     def address(self) -> tuple[str, int]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 _RECENT_LIMIT = 4096
+_SEEN_LIMIT = 16384  # channels AMI named lately (several per call: SIP, Local, agent, spy)
 
 
 class AmiEvent(Protocol):
@@ -50,6 +51,11 @@ class ChannelTracker:
         # Recent answers of any channel: Uniqueid -> (when, Linkedid).
         self._answered: OrderedDict[str, tuple[dt.datetime, str | None]] = OrderedDict()
         self._bridge_members: dict[str, dict[str, str]] = {}  # bridge -> uniqueid -> channel name
+        self._seen: OrderedDict[str, None] = OrderedDict()  # Uniqueids AMI reported lately
+
+    def seen(self, uniqueid: str) -> bool:
+        """Did the PBX's event stream name this channel lately? (corroboration of an AGI claim)"""
+        return uniqueid in self._seen
 
     def watch(self, uniqueid: str, call_id: str) -> list[CallUpdate]:
         """Start following a channel; returns what we already know (an earlier answer)."""
@@ -71,6 +77,13 @@ class ChannelTracker:
         uid = event.get("Uniqueid")
         if name is None or uid is None:
             return []
+        seen = self._seen
+        if uid in seen:
+            seen.move_to_end(uid)
+        else:
+            seen[uid] = None
+            if len(seen) > _SEEN_LIMIT:
+                seen.popitem(last=False)
         when = event_time(event, received)
         if name == "Newstate" and event.get("ChannelStateDesc") == "Up":
             return self._on_up(uid, when, event.get("Linkedid"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ from recorderd.daemon.events import Events
 from recorderd.daemon.metadata import MetadataWriter, utcnow
 from recorderd.daemon.policy import CallFacts, Decision, decide
 from recorderd.daemon.recording import Recording, RecordingResult
+from recorderd.daemon.timeline import TICK_S
 from recorderd.numbers import mask, normalise
-from storage.models import COMPLETED, EXCLUDED, FAILED, INCOMPLETE, RECORDING
+from storage.models import COMPLETED, EXCLUDED, FAILED, INCOMPLETE, RECORDING, UNVERIFIED
 
 log = structlog.get_logger("recorderd.calls")
 
@@ -51,6 +53,8 @@ class ActiveCall:
     peer: AudioSocketPeer | None = None
     hangup_seen: asyncio.Event = field(default_factory=asyncio.Event)
     spy_started: asyncio.Event = field(default_factory=asyncio.Event)  # AMI ChanSpyStart
+    ami_seen: bool = False  # AMI named the channel the AGI environment claims (its Uniqueid)
+    duplicate_of: str | None = None  # another live call already claimed that Uniqueid
     ended_at: dt.datetime | None = None
     summary: dict[str, object] = field(default_factory=dict)  # for events: ids, line, masked numbers
 
@@ -82,7 +86,11 @@ class CallManager:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         events: Events | None = None,
+        media_clock: Callable[[], float] | None = time.monotonic,
+        tick_s: float = TICK_S,
     ) -> None:
+        """``media_clock``: the time recordings follow (seconds; None: frames end to end, for a
+        simulator running faster than real time); ``tick_s``: how often pauses are filled (loop time)."""
         self.config = config
         self.events = events or Events(None)
         self._recipients = recipients
@@ -97,6 +105,10 @@ class CallManager:
         self._finishers: set[asyncio.Task[None]] = set()
         self.accepting = True
         self.recording_refusal: Callable[[], str | None] = lambda: None  # a reason not to record now
+        self._media_clock = media_clock
+        self._tick_s = tick_s
+        self._recordings: set[Recording] = set()  # open, on the media clock
+        self._ticker: asyncio.TimerHandle | None = None
 
     @property
     def active(self) -> int:
@@ -189,13 +201,19 @@ class CallManager:
             notes=None if self.ami_connected else "AMI link down at call start",
             **row,
         )
-        if uniqueid:  # after the insert: the tracker may already know the answer time
+        other = self._by_uniqueid.get(uniqueid) if uniqueid else None
+        if other is not None:
+            # Two AGI sessions claiming one channel: one is not what it says. Keep the first's
+            # AMI evidence to the first; this one cannot be corroborated.
+            call.duplicate_of = str(other.call_id)
+        elif uniqueid:  # after the insert: the tracker may already know the answer time
             self._by_uniqueid[uniqueid] = call
+            call.ami_seen = self.tracker.seen(uniqueid)
             for upd in self.tracker.watch(uniqueid, str(call_id)):
                 self._writer.update(upd.call_id, **upd.fields)
         clog.info("call_recording_requested", reason=decision.reason)
         try:
-            await self._start_spy(session, call, need_audio=decision.announcement is not None)
+            await self._start_spy(session, call)
             alive = not session.hung_up
             if call.failure is None and alive and decision.announcement is not None:
                 alive = await self._announce(session, call, decision.announcement.sound)
@@ -223,12 +241,12 @@ class CallManager:
             if call.failure is not None and not call.attached.done():
                 self._forget(call)  # no spy will come: nothing to finalise
 
-    async def _start_spy(self, session: AgiSession, call: ActiveCall, *, need_audio: bool) -> None:
-        """Originate the spy and wait, bounded, until it is recording.
-
-        ``need_audio``: an announcement follows, so wait until ChanSpy has really attached (the
-        first frame, or AMI's ChanSpyStart: frames only flow while something is audible, e.g. on
-        Local channels). Otherwise the AudioSocket connection alone is enough.
+    async def _start_spy(self, session: AgiSession, call: ActiveCall) -> None:
+        """Originate the spy and wait, bounded, until ChanSpy has really attached (the first
+        frame, or AMI's ChanSpyStart: frames only flow while something is audible, e.g. on Local
+        channels or a line with silence suppression), inbound and outbound alike. The AudioSocket
+        connection comes ~100-140 ms before the attach: an inbound announcement started at the
+        connection loses its start, and an outbound far end that answers at once its first words.
         """
         target = call.uniqueid or ""
         await session.command(originate_spy(self.advertise, call.call_id, target))
@@ -249,8 +267,6 @@ class CallManager:
         except TimeoutError:
             self._fail(call, "no_audio", f"no AudioSocket connection within {timeout:g} s")
             return
-        if not need_audio:
-            return
         frame: asyncio.Future[Any] = asyncio.ensure_future(asyncio.shield(recording.first_frame))
         spy: asyncio.Future[Any] = asyncio.ensure_future(call.spy_started.wait())
         try:
@@ -266,7 +282,7 @@ class CallManager:
             call.log.warning("spy_attach_unconfirmed", waited_s=timeout)
             self._writer.update(
                 str(call.call_id),
-                notes=f"no audio or ChanSpyStart within {timeout:g} s before the announcement",
+                notes=f"no audio or ChanSpyStart within {timeout:g} s before the AGI returned",
             )
 
     async def _announce(self, session: AgiSession, call: ActiveCall, sound: str) -> bool:
@@ -312,8 +328,8 @@ class CallManager:
 
     def _forget(self, call: ActiveCall) -> None:
         self._pending.pop(call.call_id, None)
-        if call.uniqueid:
-            self._by_uniqueid.pop(call.uniqueid, None)
+        if call.uniqueid and self._by_uniqueid.get(call.uniqueid) is call:
+            del self._by_uniqueid[call.uniqueid]
             self.tracker.unwatch(call.uniqueid)
 
     # -- AudioSocket ---------------------------------------------------------------------------
@@ -323,7 +339,12 @@ class CallManager:
             log.warning("audiosocket_refused", spy_uuid=str(spy_uuid), peer=peer.peername,
                         reason="unknown or finished call")  # fmt: skip
             return None
-        recording = Recording(str(spy_uuid), call.path, self._recipients, self._pool, call_log=call.log)
+        recording = Recording(str(spy_uuid), call.path, self._recipients, self._pool, call_log=call.log,
+                              clock=self._media_clock, peer=peer)  # fmt: skip
+        if self._media_clock is not None:
+            self._recordings.add(recording)
+            if self._ticker is None:
+                self._ticker = asyncio.get_running_loop().call_later(self._tick_s, self._tick)
         call.peer = peer
         call.attached.set_result(recording)
         self.events.event("call_started", **call.summary)
@@ -332,10 +353,29 @@ class CallManager:
         task.add_done_callback(self._finishers.discard)
         return recording
 
+    def _tick(self) -> None:
+        """One timer for every open recording (not one per call): ~0.3 µs per call per tick."""
+        self._ticker = None
+        clock = self._media_clock
+        if clock is None or not self._recordings:
+            return
+        now = clock()
+        try:
+            for recording in self._recordings:
+                try:
+                    recording.tick(now)
+                except Exception:  # one call's trouble must not stop the others' timelines
+                    log.exception("timeline_tick_failed", call_id=recording.call_id)
+        finally:
+            self._ticker = asyncio.get_running_loop().call_later(self._tick_s, self._tick)
+
     async def _finish(self, call: ActiveCall, recording: Recording) -> None:
         cid = str(call.call_id)
         try:
-            result = await recording.done
+            try:
+                result = await recording.done
+            finally:
+                self._recordings.discard(recording)
             if self.ami_connected and not call.hangup_seen.is_set():
                 try:
                     async with asyncio.timeout(HANGUP_GRACE_S):
@@ -369,12 +409,34 @@ class CallManager:
         elif not result.sealed or result.error is not None:
             fields |= {"status": INCOMPLETE, "failure_reason": (result.error or "not sealed")[:64]}
             call.log.error("recording_incomplete", error=result.error, seconds=fields["audio_seconds"])
+        elif (doubt := self._doubt(call)) is not None:
+            fields |= {"status": UNVERIFIED, "failure_reason": doubt[:64]}
+            fields["notes"] = "; ".join(str(n) for n in (fields.get("notes"), f"unverified: {doubt}") if n)
+            call.log.warning("recording_unverified", reason=doubt, seconds=fields["audio_seconds"])
         else:
             fields["status"] = COMPLETED
-            call.log.info(
-                "recording_completed", seconds=fields["audio_seconds"], bytes=result.ciphertext_bytes
-            )
+            call.log.info("recording_completed", seconds=fields["audio_seconds"],
+                          bytes=result.ciphertext_bytes, silence_s=result.silence_seconds,
+                          dropped_s=result.dropped_seconds)  # fmt: skip
         return fields
+
+    def _doubt(self, call: ActiveCall) -> str | None:
+        """Why the PBX did not confirm this call, or None. The AGI session and the AudioSocket
+        stream are plain TCP any local process can open (docs/threat-model.md); AMI is our own
+        authenticated connection to Asterisk, so only its events corroborate a call."""
+        if call.duplicate_of is not None:
+            return f"uniqueid already claimed by call {call.duplicate_of}"
+        if not call.uniqueid:
+            return "no uniqueid in the AGI environment"
+        if not self.config.ami.enabled:
+            return "AMI disabled: channel and spy not confirmed"
+        if not call.spy_started.is_set() and not call.ami_seen and not self.ami_connected:
+            return "AMI link down: channel and spy not confirmed"
+        if not call.ami_seen:
+            return "AMI never reported the channel"
+        if not call.spy_started.is_set():
+            return "AMI reported no ChanSpyStart on the channel"
+        return None
 
     def _ended(self, call: ActiveCall, fields: dict[str, object]) -> None:
         status = str(fields.get("status", FAILED))
@@ -383,6 +445,8 @@ class CallManager:
                           seconds=fields["audio_seconds"])  # fmt: skip
         if status == INCOMPLETE and reason != "shutdown":  # a sealed-at-shutdown call is no failure
             self.events.alert("recording_failed", transient=True, **call.summary, reason=reason)
+        elif status == UNVERIFIED:
+            self.events.alert("recording_unverified", transient=True, **call.summary, reason=reason)
 
     # -- AMI -----------------------------------------------------------------------------------
     def on_ami_event(self, event: AmiEvent) -> None:
@@ -390,6 +454,10 @@ class CallManager:
             spied = self._by_uniqueid.get(event.get("SpyeeUniqueid") or "")
             if spied is not None:
                 spied.spy_started.set()
+                spied.ami_seen = True  # the PBX names the spied channel itself
+        watched = self._by_uniqueid.get(event.get("Uniqueid") or "")
+        if watched is not None:
+            watched.ami_seen = True
         for upd in self.tracker.feed(event, self._clock()):
             self._writer.update(upd.call_id, **upd.fields)
             if "ended_at" in upd.fields:

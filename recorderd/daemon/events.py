@@ -53,7 +53,8 @@ log = structlog.get_logger("recorderd.events")
 
 # Alerts the daemon raises itself; other components add their own kinds (ledger_write_failed,
 # clock_anomaly, ...). Open/close alerts stay open until resolve(); transient ones are one-offs.
-ALERT_KINDS = ("pbx_link_down", "recording_failed", "metadata_writer_stalled", "disk_low")
+ALERT_KINDS = ("pbx_link_down", "recording_failed", "recording_unverified", "metadata_writer_stalled",
+               "disk_low")  # fmt: skip
 EVENT_KINDS = ("call_started", "call_ended", "call_failed", "call_excluded", "reaper_run")
 NUMBER_FIELDS = frozenset({"local", "remote", "local_number", "remote_number", "number", "caller", "callee"})
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

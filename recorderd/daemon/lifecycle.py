@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from pbx.ami.client import AmiClient
 from pbx.audiosocket.server import AudioSocketServer
 from recorderd.config import Config, ConfigError
 from recorderd.config.summary import config_summary
+from recorderd.daemon.agipeers import PeerFilter
 from recorderd.daemon.calls import CallManager
 from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
 from recorderd.daemon.events import Events
@@ -29,6 +31,7 @@ from recorderd.daemon.monitor import Monitor
 from recorderd.daemon.recording import READ_LOW_WATER
 from recorderd.daemon.recovery import recover
 from recorderd.daemon.sdnotify import Notifier
+from recorderd.daemon.timeline import TICK_S
 from recorderd.retention.reaper import Reaper
 from storage.age import AgeKeyError, parse_recipient
 from storage.db import open_database
@@ -90,8 +93,14 @@ class Daemon:
         *,
         on_ready: Callable[[Endpoints], None] | None = None,
         notifier: Notifier | None = None,
+        media_clock: Callable[[], float] | None = time.monotonic,
+        media_speed: float = 1.0,
     ) -> None:
+        """``media_clock``: what recordings' timelines follow; a simulator running ``media_speed``
+        times faster than real time passes its own clock (or None: frames end to end)."""
         self.config = config
+        self._media_clock = media_clock
+        self._media_speed = media_speed
         self._writer: MetadataWriter | None = None  # set by run(); reload() ledgers through it
         self._on_ready = on_ready
         self.manager: CallManager | None = None
@@ -103,6 +112,7 @@ class Daemon:
         self.events = Events(config.mqtt)
         self.monitor: Monitor | None = None
         self.reaper: Reaper | None = None  # retention (recorderd/reaper.py)
+        self.agi_peers: PeerFilter | None = None  # set by run()
 
     def reload(self, config: Config) -> None:
         """Apply new line rules without touching calls in progress (they keep their decision)."""
@@ -111,6 +121,8 @@ class Daemon:
             self._writer.note("config_loaded", **config_summary(config, "reload"))
         if self.manager is not None:
             self.manager.reconfigure(config)
+        if self.agi_peers is not None:
+            self.agi_peers.reconfigure(config.agi.peer_networks())
         if self.reaper is not None:
             self.reaper.reconfigure(config)
 
@@ -126,7 +138,8 @@ class Daemon:
         writer = MetadataWriter(sessions, on_stall=self._writer_stalled)
         writer.note("config_loaded", **config_summary(config, "start"))  # R8: config changes are ledgered
         self._writer = writer
-        manager = CallManager(config, recipients, writer, pool, events=self.events)
+        manager = CallManager(config, recipients, writer, pool, events=self.events,
+                              media_clock=self._media_clock, tick_s=TICK_S / self._media_speed)  # fmt: skip
         self.manager = manager
         self.reaper = reaper = Reaper(config, sessions, events=self.events)
         reaper.disk.check()  # before the first call: a full disk refuses recordings from the start
@@ -134,7 +147,8 @@ class Daemon:
         monitor = Monitor(config, notifier=self.notifier, events=self.events, calls=manager, writer=writer,
                           sessions=sessions, link=self._link_status)  # fmt: skip
         self.monitor = monitor
-        agi = AgiServer(manager.handle_agi, env_timeout=config.agi.env_timeout_s)
+        self.agi_peers = PeerFilter(config.agi.peer_networks())
+        agi = AgiServer(manager.handle_agi, env_timeout=config.agi.env_timeout_s, accept=self.agi_peers)
         spy = AudioSocketServer(manager.on_audiosocket, coalesce_audio=True, read_low_water=READ_LOW_WATER)
         try:
             await spy.start(*config.audiosocket.address)

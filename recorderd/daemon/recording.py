@@ -3,6 +3,10 @@
 The event loop only appends each 20 ms frame to a buffer; every FLUSH_BYTES the buffer goes to the
 disk pool, which byte-swaps it to AU's big-endian samples, encrypts and fsyncs. Nothing but
 ciphertext ever touches the disk.
+
+With a media clock (the daemon always gives one) the recording keeps the call's real timeline:
+pauses in which ChanSpy sends nothing are stored as silence, as they happen (``tick``), and frames
+ahead of the clock are dropped; recorderd/daemon/timeline.py decides, this module only applies.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from pbx.audiosocket.server import AudioSocketPeer
 from recorderd.daemon.diskpool import DiskPool, loop_caller
+from recorderd.daemon.timeline import Timeline
 from storage.audio import au_header, slin_to_au_payload
 from storage.vault import AgeWriter
 
@@ -27,6 +34,7 @@ BYTES_PER_SECOND = 16000  # slin16, 8 kHz, mono
 # the kernel, not for every 20 ms frame: one recv() and one handler call for ten frames. Audio is
 # durable in ~4 s steps (FLUSH_BYTES) anyway; see docs/PERFORMANCE.md for what it buys.
 READ_LOW_WATER = 10 * (3 + 320)
+_ZEROS = memoryview(bytes(FLUSH_BYTES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,8 @@ class RecordingResult:
     sha256: str | None
     audio_seconds: float
     error: str | None  # None: the peer hung up normally; else why the recording ended badly
+    silence_seconds: float = 0.0  # pauses without frames, stored as silence (the real timeline)
+    dropped_seconds: float = 0.0  # audio that came faster than real time, beyond the allowance
 
 
 class Recording:
@@ -50,6 +60,8 @@ class Recording:
         pool: DiskPool,
         *,
         call_log: structlog.typing.FilteringBoundLogger | None = None,  # bound: call id, masked numbers
+        clock: Callable[[], float] | None = None,  # media clock (seconds); None: frames end to end
+        peer: AudioSocketPeer | None = None,  # to read promptly during a pause
     ) -> None:
         self.call_id = call_id
         self._log = call_log or log.bind(call_id=call_id)
@@ -66,6 +78,9 @@ class Recording:
         self.first_frame: asyncio.Future[float] = loop.create_future()
         self.done: asyncio.Future[RecordingResult] = loop.create_future()
         self._writer: AgeWriter | None = None
+        self._clock = clock
+        self._peer = peer
+        self.timeline = Timeline() if clock is not None else None
         final_path.parent.mkdir(parents=True, exist_ok=True)
         self._last: concurrent.futures.Future[None] = pool.submit(call_id, lambda: self._open(recipients))
 
@@ -96,7 +111,11 @@ class Recording:
             writer.abort()
             return RecordingResult(_part(self.final_path), False, None, None, seconds, self._disk_error)
         sealed = writer.close()
-        return RecordingResult(sealed.path, True, sealed.size, sealed.sha256, seconds, self._error)
+        tl = self.timeline
+        gaps = (
+            (tl.silence_bytes / BYTES_PER_SECOND, tl.dropped_bytes / BYTES_PER_SECOND) if tl else (0.0, 0.0)
+        )
+        return RecordingResult(sealed.path, True, sealed.size, sealed.sha256, seconds, self._error, *gaps)
 
     # -- event loop ----------------------------------------------------------------------------
     def audio_received(self, payload: bytes) -> None:
@@ -104,10 +123,47 @@ class Recording:
             return
         if not self.first_frame.done():
             self.first_frame.set_result(time.monotonic())
-        self._buf += payload
-        self.audio_bytes += len(payload)
+        timeline = self.timeline
+        if timeline is None:
+            self._buf += payload
+            self.audio_bytes += len(payload)
+        else:
+            assert self._clock is not None
+            place = timeline.audio(self._clock(), len(payload))
+            if place.silence or place.dropped_from < len(payload):
+                view = memoryview(payload)
+                self._buf += view[: place.head]
+                self._silence(place.silence)
+                self._buf += view[place.head : place.dropped_from]
+            else:
+                self._buf += payload
+            self.audio_bytes = timeline.position
+            if place.batched and self._peer is not None:
+                self._peer.read_batched()
         if len(self._buf) >= FLUSH_BYTES:
             self._flush()
+
+    def tick(self, now: float) -> None:
+        """The media clock moved on (every ~100 ms): fill a pause with silence as it happens."""
+        timeline = self.timeline
+        if timeline is None or self._closed:
+            return
+        step = timeline.tick(now)
+        if step.read_promptly:
+            timeline.backlog(self._peer.read_promptly() if self._peer is not None else 0)
+        if step.silence:
+            self._silence(step.silence)
+            self.audio_bytes = timeline.position
+            if len(self._buf) >= FLUSH_BYTES:
+                self._flush()
+
+    def _silence(self, nbytes: int) -> None:
+        while nbytes > 0:
+            n = min(nbytes, FLUSH_BYTES)
+            self._buf += _ZEROS[:n]
+            nbytes -= n
+            if len(self._buf) >= FLUSH_BYTES:
+                self._flush()
 
     def _flush(self) -> None:
         if not self._buf:
@@ -129,6 +185,10 @@ class Recording:
             return
         self._closed = True
         self._error = error
+        if self.timeline is not None and self._clock is not None:
+            # The call lasted until now, whatever was audible at its end.
+            self._silence(self.timeline.close(self._clock()))
+            self.audio_bytes = self.timeline.position
         if not self.first_frame.done():
             self.first_frame.set_exception(ConnectionError(error or "spy closed before any audio"))
             self.first_frame.exception()  # mark retrieved: the caller may have stopped waiting

@@ -100,9 +100,11 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
     started: list[tuple[Running | None, PbxSimulator]] = []
 
     async def build(*, advertise: str = "", ami_enabled: bool = True, ami_port: int | None = None,
-                    with_prompt: bool = True) -> Harness:  # fmt: skip
+                    with_prompt: bool = True, real_time: bool = False) -> Harness:  # fmt: skip
+        """``real_time``: the simulator at speed 1 and recordings on the real clock (production's
+        timeline); otherwise SPEED times faster, frames stored end to end."""
         root = tmp_path / f"h{len(started)}"
-        sim = await start_simulator(root, AMI_SECRET, SPEED, with_prompt=with_prompt)
+        sim = await start_simulator(root, AMI_SECRET, 1.0 if real_time else SPEED, with_prompt=with_prompt)
         started.append((None, sim))
         identity, recipient = generate_identity()
         text = BASE_CONFIG.format(
@@ -114,7 +116,9 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
             recipient=recipient,
         )
         config = parse_config(backend.config_line() + text)
-        run = await start_daemon(config, sim, wait_ami=ami_enabled and ami_port is None)
+        run = await start_daemon(
+            config, sim, wait_ami=ami_enabled and ami_port is None, real_timeline=real_time
+        )
         started[-1] = (run, sim)
         return Harness(root, config, identity, sim, run.daemon, run.endpoints)
 

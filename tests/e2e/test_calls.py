@@ -110,6 +110,19 @@ async def test_outbound_call_is_recorded_without_announcement(make_harness: Make
     assert locate(audio, pcm(CALLER))[0] >= 0.9
 
 
+async def test_outbound_agi_returns_only_once_the_spy_is_attached(make_harness: MakeHarness) -> None:
+    # The far end answers at once and speaks from the first sample after the AGI returns; ChanSpy
+    # takes a (long) second to attach. The daemon must hold the AGI until it has (issue 12, 2).
+    h: Harness = await make_harness()
+    call = SimCall(caller="201", dialled="03-1234-5678", direction="outbound", caller_audio=AGENT[:32000],
+                   spy_attach_delay_s=1.0)  # fmt: skip
+    result = await h.call(call)
+    [row] = h.rows()
+    assert row.status == "completed"
+    assert call.caller_audio in result.spy_pcm  # every word, from the first
+    assert np.array_equal(decrypted(h, row.audio_path), pcm(result.spy_pcm))
+
+
 async def test_local_channel_uses_extension_when_dnid_is_unknown(make_harness: MakeHarness) -> None:
     h: Harness = await make_harness()
     await h.call(inbound(tech="Local", caller_name="Test"))
@@ -119,7 +132,9 @@ async def test_local_channel_uses_extension_when_dnid_is_unknown(make_harness: M
 
 async def test_caller_hangs_up_during_announcement(make_harness: MakeHarness) -> None:
     h: Harness = await make_harness()
-    result = await h.call(inbound(dialled="0668582525", hangup_after_agi_s=1.5))
+    # 3 s of call time: at SPEED 25 that is 120 ms of real time for the daemon to originate the spy
+    # and start the announcement, enough on a loaded machine (1.5 s was not).
+    result = await h.call(inbound(dialled="0668582525", hangup_after_agi_s=3.0))
     assert result.hung_up_by_caller and result.agi_closed_by_daemon
     # Nothing more is asked of a dead channel once the hang-up is known.
     stream_at = next(i for i, c in enumerate(result.agi_commands) if c.startswith("STREAM FILE"))
@@ -128,7 +143,7 @@ async def test_caller_hangs_up_during_announcement(make_harness: MakeHarness) ->
     assert row.status == "completed" and row.announcement_completed is False
     audio = decrypted(h, row.audio_path)
     # The part of the announcement the caller heard is in the recording.
-    assert 0.5 < len(audio) / 8000 < 3.0
+    assert 0.5 < len(audio) / 8000 < 4.5
 
 
 async def test_spy_that_cannot_connect_fails_fast_and_says_why(make_harness: MakeHarness) -> None:
@@ -151,9 +166,12 @@ async def test_ami_down_still_records_and_says_what_is_missing(make_harness: Mak
     h: Harness = await make_harness(ami_port=free_port())
     await h.call(inbound())
     [row] = h.rows()
-    assert row.status == "completed"
+    # Recorded and sealed, but nothing from the PBX itself confirms the call: not "completed".
+    assert row.status == "unverified" and row.audio_sha256
+    assert row.failure_reason and "AMI" in row.failure_reason
     assert row.answered_at is None and row.hangup_cause is None and row.ended_at is not None
     assert row.notes and "AMI" in row.notes
+    assert any(r["kind"] == "recording_unverified" for r in h.daemon.events.recent)
 
 
 async def test_missing_prompt_on_pbx_still_records(make_harness: MakeHarness) -> None:

@@ -99,7 +99,9 @@ async def _kill_leftover_daemons() -> AsyncIterator[None]:
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[PbxSimulator, DaemonProcess, str]]:
     identity, recipient = generate_identity()
-    sim = PbxSimulator(agi_host="127.0.0.1", agi_port=0, ami_secret="p-secret", speed=4.0)
+    # Real time: the daemon process keeps the real timeline (a simulator running faster than the
+    # clock would see its extra frames dropped as ahead of it).
+    sim = PbxSimulator(agi_host="127.0.0.1", agi_port=0, ami_secret="p-secret", speed=1.0)
     await sim.start()
     cfg = tmp_path / "recorderd.toml"
     cfg.write_text(config_text(tmp_path, sim.ami_port, recipient))

@@ -45,13 +45,15 @@ FaultHarness = Callable[..., Awaitable[Faulty]]
 
 @pytest.fixture
 async def fault_harness(tmp_path: Path) -> AsyncIterator[FaultHarness]:
-    """build(extra=TOML, data_dir=Path, ami_proxy=bool) -> Faulty."""
+    """build(extra=TOML, data_dir=Path, ami_proxy=bool, real_time=bool) -> Faulty."""
     started: list[tuple[Running | None, PbxSimulator]] = []
     proxies: list[TcpProxy] = []
 
-    async def build(*, extra: str = "", data_dir: Path | None = None, ami_proxy: bool = False) -> Faulty:
+    async def build(*, extra: str = "", data_dir: Path | None = None, ami_proxy: bool = False,
+                    real_time: bool = False) -> Faulty:  # fmt: skip
+        """``real_time``: simulator at speed 1, recordings on the real clock (see e2e/conftest.py)."""
         root = tmp_path / f"f{len(started)}"
-        sim = await start_simulator(root, AMI_SECRET, SPEED)
+        sim = await start_simulator(root, AMI_SECRET, 1.0 if real_time else SPEED)
         started.append((None, sim))
         identity, recipient = generate_identity()
         ami_port, proxy = sim.ami_port, None
@@ -69,7 +71,7 @@ async def fault_harness(tmp_path: Path) -> AsyncIterator[FaultHarness]:
             recipient=recipient,
         )
         config = parse_config(backend.config_line() + text + NO_DISK_GUARD + extra)
-        run = await start_daemon(config, sim)
+        run = await start_daemon(config, sim, real_timeline=real_time)
         started[-1] = (run, sim)
         return Faulty(Harness(root, config, identity, sim, run.daemon, run.endpoints), proxy)
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from faults.conftest import FaultHarness
-from support.recordings import inbound, row_of, stored_pcm, wait_for_parts, when
+from support.recordings import inbound, row_of, spy_attached, stored_pcm, wait_for_parts, when
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,7 +22,9 @@ async def test_ami_reset_mid_call_loses_no_audio_and_reconnects(fault_harness: F
     assert proxy is not None
     started = when(h.daemon.events, "call_started")
     call = asyncio.create_task(h.sim.run_call(inbound(seconds=4)))
-    await asyncio.wait_for(started, 10)
+    # Once ChanSpyStart is in (a call AMI never saw the spy attach to is only "unverified"):
+    assert h.daemon.manager is not None
+    await spy_attached(h.daemon.manager, started)
     h.daemon.ami_up.clear()  # so the wait below sees the *new* session
     assert proxy.reset_all() == 1  # RST to both sides, mid-call
     result = await call

@@ -52,9 +52,11 @@ class Handlers:
 
     def __init__(self) -> None:
         self.by_uuid: dict[uuid.UUID, Batches] = {}
+        self.peers: dict[uuid.UUID, AudioSocketPeer] = {}
         self.arrived: dict[uuid.UUID, asyncio.Event] = {}
 
     def __call__(self, u: uuid.UUID, peer: AudioSocketPeer) -> Batches:
+        self.peers[u] = peer
         self.by_uuid[u] = Batches()
         self.arrived.setdefault(u, asyncio.Event()).set()
         return self.by_uuid[u]
@@ -131,6 +133,54 @@ def test_captures_whole_over_tcp(loop_name: str) -> None:
             assert b"".join(batches.payloads) == expected
             assert len(expected) == 320 * sidecar(path)["frame_count"]
             w.close()
+        await server.close()
+
+    run_on(loop_name, main)
+
+
+async def _until(cond: Callable[[], bool]) -> None:
+    for _ in range(300):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within 3 s")
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_read_promptly_hands_over_what_the_mark_held_and_says_how_much(loop_name: str) -> None:
+    """A pause in the audio: the frames below the low-water mark must not wait for the next talk
+    spurt. read_promptly() reports them (as audio bytes) and they arrive at once; read_batched()
+    brings the mark back."""
+
+    async def main() -> None:
+        handlers = Handlers()
+        server = await _server(handlers)
+        u = uuid.uuid4()
+        frames = [bytes([i + 1]) * 320 for i in range(40)]
+        _r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        w.write(encode_uuid(u) + encode_audio(frames[0]))
+        h = await handlers.get(u)
+        await h.got.wait()
+        w.write(b"".join(encode_audio(f) for f in frames[1:5]))  # held by the mark
+        await w.drain()
+        await asyncio.sleep(0.2)
+        assert len(h.payloads) == 1
+        peer = handlers.peers[u]
+        assert peer.read_promptly() == 4 * 320
+        await _until(lambda: len(b"".join(h.payloads)) == 5 * 320)
+        w.write(encode_audio(frames[5]))  # one frame alone is delivered now
+        await _until(lambda: len(b"".join(h.payloads)) == 6 * 320)
+        peer.read_batched()
+        w.write(b"".join(encode_audio(f) for f in frames[6:9]))
+        await w.drain()
+        await asyncio.sleep(0.2)
+        assert len(b"".join(h.payloads)) == 6 * 320  # held again
+        w.write(b"".join(encode_audio(f) for f in frames[9:]))
+        w.write_eof()
+        assert await h.closed is None
+        assert b"".join(h.payloads) == b"".join(frames)
+        assert peer.read_promptly() == 0  # ended: nothing, no error
+        w.close()
         await server.close()
 
     run_on(loop_name, main)

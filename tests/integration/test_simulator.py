@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import itertools
 import random
 import re
 import socket
@@ -582,6 +583,35 @@ async def test_local_call_streams_only_audible_frames(harness: Harness) -> None:
     announce = read_wav(harness.sounds / "announce.wav")
     assert result.played == [("announce", 0.0)]
     assert result.spy_pcm == frames_of(announce) + ramp(800, 2)  # the silent gap is not streamed
+
+
+async def test_silence_suppression_sends_no_frames_while_nobody_speaks(harness: Harness) -> None:
+    """A SIP line with DTX: like the captured Asterisk, ChanSpy sends nothing for the pause (the
+    frames after it arrive a pause later), and the result reports the call's real timeline."""
+
+    async def daemon(peer: AgiPeer) -> None:
+        await peer.cmd(originate(harness, peer.uniqueid, str(uuid.uuid4())))
+        await peer.close()
+
+    pause = 50 * 320  # one second of zero samples: no RTP
+    speech = ramp(1600, 3)  # 200 ms, never zero
+    call = SimCall("0311112222", "0668585050", caller_audio=speech + bytes(pause) + speech,
+                   silence_suppression=True)  # fmt: skip
+    result = await harness.call(call, daemon)
+    conn = harness.audiosocket.conns[0]
+    await asyncio.wait_for(conn.eof.wait(), T)
+    # Not a frame for the pause (the start of the first words may precede ChanSpy's attach).
+    assert result.spy_pcm.endswith(speech) and len(result.spy_pcm) <= 2 * len(speech)
+    pcm = result.spy_pcm
+    assert all(any(pcm[k : k + 320]) for k in range(0, len(pcm), 320))
+    frames = [t for (k, _), t in zip(conn.messages, conn.arrival, strict=True) if k == 0x10]
+    gaps = [b - a for a, b in itertools.pairwise(frames)]
+    assert max(gaps) >= 0.9 / SPEED  # the pause is a pause on the wire
+    [(_name, start, end)] = [s for s in result.sources if s[0] == "caller"]
+    assert end - start == len(call.caller_audio) // 2
+    assert result.spy_first_frame is not None and result.spy_first_frame * 160 < end
+    assert result.spy_closed_at is not None and result.spy_closed_at >= end / 160
+    assert result.end_frame is not None and result.end_frame * 160 >= end
 
 
 async def test_originate_without_slin_streams_ulaw_tagged_0x10(harness: Harness) -> None:

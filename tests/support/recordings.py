@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pbx.simulator import CallResult, SimCall
 from recorderd.cli.demo import speech
+from recorderd.daemon.calls import CallManager
 from recorderd.daemon.events import Events
 from recorderd.records.audio import decrypt_recording
 from storage.audio import parse_au
@@ -63,3 +64,12 @@ async def wait_for_parts(data_dir: Path, min_bytes: int, count: int = 1) -> None
             if len([p for p in data_dir.rglob("*.age.part") if p.stat().st_size >= min_bytes]) >= count:
                 return
             await asyncio.sleep(0.02)
+
+
+async def spy_attached(manager: CallManager, started: asyncio.Future[None], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait (bounded) until AMI reported ChanSpyStart for the one call in progress (``started``:
+    ``when(events, "call_started")``, taken before the call)."""
+    async with asyncio.timeout(timeout):
+        await started
+        [call] = [c for c in manager._pending.values() if c.attached.done()]
+        await call.spy_started.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,19 @@ class Running:
         await asyncio.wait_for(self.task, 30)
 
 
-async def start_daemon(config: Config, sim: PbxSimulator, *, wait_ami: bool = True) -> Running:
-    """Run ``Daemon(config)`` until ``close()``; READY within 10 s, and the AMI link up if asked."""
+async def start_daemon(
+    config: Config, sim: PbxSimulator, *, wait_ami: bool = True, real_timeline: bool = False
+) -> Running:
+    """Run ``Daemon(config)`` until ``close()``; READY within 10 s, and the AMI link up if asked.
+
+    ``real_timeline``: recordings follow the real clock as in production (the simulator must then
+    run at speed 1). Otherwise the simulator runs faster than real time and its frames are kept
+    end to end, so tests can compare the stored audio with what it streamed byte for byte.
+    """
+    if real_timeline and sim.speed != 1:
+        raise ValueError("a real timeline needs the simulator at speed 1")
     ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
-    daemon = Daemon(config, on_ready=ready.set_result)
+    daemon = Daemon(config, on_ready=ready.set_result, media_clock=time.monotonic if real_timeline else None)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

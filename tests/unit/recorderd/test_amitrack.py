@@ -85,3 +85,15 @@ def test_memory_of_answers_is_bounded() -> None:
         tracker.feed(Ev(Event="Newstate", ChannelStateDesc="Up", Uniqueid=f"1.{i}"), RECEIVED)
     assert tracker.watch("1.0", "c") == []  # forgotten: too old
     assert tracker.watch("1.9999", "d") != []
+
+
+def test_seen_knows_every_channel_the_real_stream_named_and_no_other() -> None:
+    tracker = ChannelTracker()
+    events = _events("recording-sequence-sip.txt")
+    named = {ev.get("Uniqueid") for ev in events} - {None}
+    for ev in events:
+        tracker.feed(ev, RECEIVED)
+    assert named and all(tracker.seen(uid) for uid in named if uid)
+    assert not tracker.seen("1796600000.999")  # an invented uniqueid, as a forged AGI would claim
+    spied = {ev.get("SpyeeUniqueid") for ev in events if ev.get("Event") == "ChanSpyStart"}
+    assert spied and all(tracker.seen(uid) for uid in spied if uid)  # the capture has the spy attach

@@ -1,0 +1,162 @@
+"""Where each batch of spy audio goes in the recording: the call's real timeline (sans-IO).
+
+ChanSpy sends AudioSocket frames only while something is audible. A caller's phone or trunk with
+silence suppression (DTX, also on hold) sends no RTP between talk spurts, and then ChanSpy sends no
+frames at all. Written back to back, those frames would cut every pause out and move later speech
+earlier. So a recording follows the media clock from the spy's first frame to hang-up: every
+position is "seconds since the first frame", and a pause is stored as silence.
+
+The daemon reads frames in batches (``SO_RCVLOWAT``: the kernel wakes it when ~200 ms are queued,
+docs/PERFORMANCE.md), so one batch's arrival time says when its *last* frame was sent. Three rules
+follow, all pure functions of the times passed in (the clock is the caller's):
+
+* **Streaming**: a batch of n bytes arriving at ``now`` started at ``now - n``. If that is later
+  than where the recording ends by more than ``gap_s`` (250 ms), the difference is a pause:
+  silence first, then the batch. Smaller differences are network jitter (a late packet, then a
+  burst that catches up: filling would push the speech that follows late, or drop it), ignored.
+* **Quiet**: no batch for ``quiet_s`` (longer than one read batch). The up to nine frames the
+  kernel still holds below the low-water mark belong *before* the pause, so the caller asks the
+  socket to read promptly and reports how much was waiting (``backlog``): those bytes are placed
+  end to end. Once they are in, the pause is filled with silence on every tick as it happens,
+  ``jitter_s`` behind the clock; the first fresh frame (read promptly now) fills the rest exactly.
+* **Never ahead**: the recording never runs ahead of the clock by more than the jitter allowance.
+  Frames arriving faster than real time (a peer's clock running fast, a flood) are dropped beyond
+  it, so a call's memory and disk work are bounded by its duration, whatever the peer sends.
+
+Known limits: a pause shorter than ``gap_s`` inside a talk spurt is not kept (later speech is early
+by at most that much, until the next pause of ``quiet_s`` or more puts it back in place to the
+frame); one between ``gap_s`` and ``quiet_s`` plus a tick keeps its length, but the few frames the
+kernel held back before it land just before the next spurt instead of just after the previous one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BYTES_PER_SECOND = 16000  # slin16, 8 kHz, mono
+FRAME_BYTES = 320  # 20 ms
+JITTER_S = 0.06  # how far ahead of the clock audio may run; how far behind it silence is filled
+GAP_S = 0.25  # a shorter gap between batches while audio flows is jitter, not a pause
+QUIET_S = 0.3  # > one read batch (200 ms, recording.READ_LOW_WATER) plus scheduling slack
+TICK_S = 0.1
+
+STREAMING, DRAINING, QUIET = "streaming", "draining", "quiet"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """How to store one batch: its first ``head`` bytes, then ``silence`` zero bytes, then the
+    next ``tail`` bytes of the batch; whatever follows is dropped (ahead of the clock)."""
+
+    head: int
+    silence: int
+    tail: int
+    batched: bool  # fresh audio after a quiet spell: the socket may batch its reads again
+
+    @property
+    def dropped_from(self) -> int:
+        return self.head + self.tail
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    silence: int  # zero bytes to append now
+    read_promptly: bool  # ask the socket to hand over what it holds, then call ``backlog``
+
+
+_NOTHING = Tick(0, False)
+
+
+def _even(n: int) -> int:
+    return n - (n & 1)
+
+
+def _frames(n: int) -> int:
+    """Silence is added and late audio dropped in whole 20 ms frames (to the nearest frame): the
+    stored audio stays on ChanSpy's frame grid, and the rounding (<= 10 ms) is below any jitter."""
+    return max(0, (n + FRAME_BYTES // 2) // FRAME_BYTES * FRAME_BYTES)
+
+
+class Timeline:
+    def __init__(self, *, jitter_s: float = JITTER_S, gap_s: float = GAP_S, quiet_s: float = QUIET_S,
+                 bytes_per_second: int = BYTES_PER_SECOND) -> None:  # fmt: skip
+        if not 0 < jitter_s <= gap_s <= quiet_s:
+            raise ValueError("need 0 < jitter_s <= gap_s <= quiet_s")
+        self._bps = bytes_per_second
+        self._jitter = _even(round(jitter_s * bytes_per_second))
+        self._gap = _even(round(gap_s * bytes_per_second))
+        self.quiet_s = quiet_s
+        self._t0: float | None = None  # clock time of sample 0
+        self.position = 0  # bytes stored so far, silence included
+        self.silence_bytes = 0
+        self.dropped_bytes = 0
+        self.state = STREAMING
+        self._last = 0.0  # clock time of the last batch (or of entering DRAINING)
+        self._backlog = 0  # bytes still due that belong before the current pause
+
+    @property
+    def started(self) -> bool:
+        return self._t0 is not None
+
+    def _ideal(self, now: float) -> int:
+        assert self._t0 is not None
+        return _even(int((now - self._t0) * self._bps))
+
+    def audio(self, now: float, nbytes: int) -> Placement:
+        """A batch of ``nbytes`` whose last frame arrived at ``now``."""
+        if self._t0 is None:
+            self._t0 = now - nbytes / self._bps
+        fresh_after_quiet = self.state != STREAMING
+        head = min(nbytes, self._backlog)
+        self._backlog -= head
+        rest = nbytes - head
+        ideal = self._ideal(now)
+        silence = 0
+        if rest:
+            deficit = ideal - rest - (self.position + head)
+            # Read promptly after a quiet spell, the arrival time is exact: fill any real pause.
+            threshold = FRAME_BYTES if fresh_after_quiet else self._gap
+            if deficit >= threshold:
+                silence = _frames(deficit)
+        room = max(0, ideal + self._jitter - self.position)
+        head = min(head, room)
+        silence = min(silence, _frames(room - head - FRAME_BYTES // 2))
+        tail = rest if head + silence + rest <= room else _frames(room - head - silence - FRAME_BYTES // 2)
+        tail = min(rest, tail)
+        self.position += head + silence + tail
+        self.silence_bytes += silence
+        self.dropped_bytes += nbytes - head - tail
+        self._last = now
+        batched = False
+        if rest and fresh_after_quiet:
+            self.state, self._backlog, batched = STREAMING, 0, True
+        return Placement(head, silence, tail, batched)
+
+    def tick(self, now: float) -> Tick:
+        """Called every ``TICK_S`` or so: notice a pause and fill it as it happens."""
+        if self._t0 is None or now - self._last < self.quiet_s:
+            return _NOTHING
+        if self.state == STREAMING:
+            self.state, self._last = DRAINING, now
+            return Tick(0, True)
+        if self.state == DRAINING and self._backlog and now - self._last < 2 * self.quiet_s:
+            return _NOTHING  # what the kernel held is on its way: place it before any silence
+        self.state, self._backlog = QUIET, 0
+        return Tick(self._fill_to(self._ideal(now) - self._jitter), False)
+
+    def backlog(self, nbytes: int) -> None:
+        """After ``read_promptly``: this many bytes were already waiting; they precede the pause."""
+        if self.state == DRAINING:
+            self._backlog = max(0, _even(nbytes))
+
+    def close(self, now: float) -> int:
+        """Hang-up at ``now``: the silence that completes the recording up to it."""
+        if self._t0 is None:
+            return 0
+        return self._fill_to(self._ideal(now))
+
+    def _fill_to(self, target: int) -> int:
+        silence = _frames(target - self.position)
+        self.position += silence
+        self.silence_bytes += silence
+        return silence
