@@ -1,0 +1,170 @@
+"""Real SIP calls through a real Asterisk 20.20.1 to the real `recorderd run` process.
+
+Each call: SIPp dials chan_sip on loopback and sends the caller's two sentences as PCMU RTP; the
+project's dialplan snippet hands the call to recorderd (AGI), which starts the ChanSpy→AudioSocket
+spy and plays the announcement; the stand-in agent (a Local channel) answers and speaks. The
+recording is decrypted with the `age` CLI and measured against the speech that was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+
+import pytest
+
+from real_pbx.lane import (
+    CITY_NUMBER,
+    EXCLUDED_LINE,
+    RATE,
+    RECORDED_LINE,
+    STAFF_EXTENSION,
+    Lane,
+    Recording,
+    locate,
+)
+from support.sipp import ulaw_encode
+
+pytestmark = [pytest.mark.real_pbx, pytest.mark.slow, pytest.mark.timeout(180)]
+
+TIMELINE_TOLERANCE_S = 0.040  # issue 15: the call's timeline kept to ±40 ms
+PRESENT = 0.8  # correlation gain above which a reference is in the recording (≈1.0: all of it)
+ABSENT = 0.3
+
+
+def found(rec: Recording, lane: Lane) -> dict[str, tuple[float, float]]:
+    """(gain, start in seconds) of each known sound in the recording."""
+    refs = {"announcement": lane.announcement, "agent": lane.agent, **lane.caller}
+    return {name: (f.gain, f.at_s) for name, ref in refs.items() for f in [locate(rec.samples, ref)]}
+
+
+def timeline_errors(sounds: dict[str, tuple[float, float]], lane: Lane) -> dict[str, float]:
+    """How far (s) each stretch between the caller's utterances is from what it was on the line, and
+    how far the agent's greeting runs into the caller's first sentence (on the line it ended ≈1 s
+    before it)."""
+    names = list(lane.said_at)
+    errors = {
+        f"{a} → {b}": (sounds[b][1] - sounds[a][1]) - (lane.said_at[b] - lane.said_at[a])
+        for a, b in itertools.pairwise(names)
+    }
+    agent_end = sounds["agent"][1] + len(lane.agent) / RATE
+    errors["agent overlaps caller 1"] = max(0.0, agent_end - sounds["caller 1"][1])
+    return errors
+
+
+def check_file(rec: Recording) -> None:
+    seconds = len(rec.samples) / RATE
+    assert abs(rec.sox_seconds - seconds) < 0.01, (rec.sox_seconds, seconds)  # sox reads the same audio
+    assert rec.row.audio_seconds is not None and abs(rec.row.audio_seconds - seconds) < 0.05
+
+
+def test_inbound_recorded_call_has_the_announcement_first_then_both_voices(lane: Lane) -> None:
+    lane.call(caller="0311110001", dialled=RECORDED_LINE)
+    row = lane.wait_row(lambda r: r.remote_number == "0311110001")
+
+    assert (row.status, row.direction, row.line) == ("completed", "inbound", "general"), row.failure_reason
+    assert (row.local_number, row.remote_number) == (RECORDED_LINE, "0311110001")
+    assert row.announcement == "recorderd/announce-ja" and row.announcement_completed
+    assert row.channel is not None and row.channel.startswith("SIP/127.0.0.1-")
+    assert row.agent_channel is not None and row.agent_channel.startswith("Local/s@lane-agent-")
+    assert row.answered_at is not None and row.ended_at is not None
+    assert dt.timedelta(0) <= row.ended_at - row.answered_at <= dt.timedelta(seconds=lane.call_s + 10)
+    assert row.hangup_cause == 16  # Normal Clearing: the PBX hung up after the agent did
+    assert row.duration_s is not None and row.duration_s > lane.said_at["caller 2"]
+
+    rec = lane.recording(row)
+    check_file(rec)
+    sounds = found(rec, lane)
+    for name, (gain, _at) in sounds.items():
+        assert gain > PRESENT, (name, sounds)
+    # The announcement opens the recording (the daemon waits for the spy's first frame before it
+    # plays), then the agent's greeting, then the caller. On 20.20.1 the prompt's first 20 ms are not
+    # in the spy's stream (it is found at -0.02 s, whole otherwise): allow up to three frames.
+    assert -0.06 <= sounds["announcement"][1] < 0.5, sounds
+    assert sounds["announcement"][1] < sounds["agent"][1] < sounds["caller 1"][1] < sounds["caller 2"][1]
+    # RTP flowed all the time, so the spy streamed continuously: the call's timeline is intact.
+    errors = timeline_errors(sounds, lane)
+    assert all(abs(e) <= TIMELINE_TOLERANCE_S for e in errors.values()), (errors, sounds)
+    answered_to_end = (row.ended_at - row.answered_at).total_seconds()
+    assert abs(len(rec.samples) / RATE - answered_to_end) < 1.0, (len(rec.samples) / RATE, answered_to_end)
+
+
+def all_files(lane: Lane) -> set[Path]:
+    """Every file the daemon and Asterisk have (the tmp dirs they write in)."""
+    found = [*lane.data_dir.rglob("*"), *lane.pbx.root.rglob("*")]
+    return {p for p in found if p.is_file() and not p.is_symlink()}
+
+
+def test_excluded_line_leaves_no_audio_anywhere(lane: Lane) -> None:
+    before = all_files(lane)  # the module's other calls may have left their recordings
+    lane.call(caller="0311110002", dialled=EXCLUDED_LINE)
+    row = lane.wait_row(lambda r: r.status == "excluded")
+
+    assert (row.direction, row.line, row.audio_path) == ("inbound", "counselling", None)
+    assert row.announcement is None and row.spy_status is None
+    assert row.local_number is None and row.remote_number is None  # no party numbers kept
+    # No new audio file on either side (the daemon's data dir, Asterisk's dirs: spool, logs, ...),
+    # and no stretch of the caller's speech, as linear PCM or as the μ-law it travelled in, in any
+    # file at all.
+    after = all_files(lane)
+    audio_suffixes = {".age", ".part", ".wav", ".au", ".raw", ".sln", ".gsm", ".ulaw", ".alaw", ".pcm"}
+    assert not [p for p in after - before if p.suffix in audio_suffixes], after - before
+    recorded = {r.audio_path for r in lane.rows() if r.audio_path}
+    on_disk = {
+        p.relative_to(lane.data_dir).as_posix() for p in after if p.name.endswith((".age", ".age.part"))
+    }
+    assert on_disk == recorded  # every recording on disk belongs to another call's row
+    probe_pcm = lane.caller["caller 1"][4000:4032].astype("<i2").tobytes()
+    probe_ulaw = ulaw_encode(lane.caller["caller 1"][4000:4064])
+    for f in after:
+        body = f.read_bytes()
+        assert probe_pcm not in body and probe_ulaw not in body, f
+
+
+def test_outbound_call_is_recorded_without_announcement(lane: Lane) -> None:
+    lane.call(caller=STAFF_EXTENSION, dialled=CITY_NUMBER)
+    row = lane.wait_row(lambda r: r.direction == "outbound")
+
+    assert (row.status, row.line) == ("completed", "staff-outbound"), row.failure_reason
+    assert row.announcement is None
+    assert (row.local_number, row.remote_number) == (STAFF_EXTENSION, CITY_NUMBER)
+    assert row.answered_at is not None and row.ended_at is not None and row.hangup_cause == 16
+    assert row.agent_channel is not None and row.agent_channel.startswith("Local/")
+
+    rec = lane.recording(row)
+    check_file(rec)
+    sounds = found(rec, lane)
+    assert sounds["announcement"][0] < ABSENT, sounds
+    for name in ("agent", *lane.caller):
+        assert sounds[name][0] > PRESENT, (name, sounds)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 'Keep the call's real timeline': with silence suppression the spy's stream follows "
+    "the caller's RTP, so pauses collapse and the PBX's side is mixed in where the caller next speaks",
+)
+def test_silence_suppressed_call_keeps_its_timeline(lane: Lane) -> None:
+    lane.call(caller="0311110004", dialled=RECORDED_LINE, suppress_silence=True)
+    row = lane.wait_row(lambda r: r.remote_number == "0311110004")
+    assert row.status == "completed", row.failure_reason
+    rec = lane.recording(row)
+    sounds = found(rec, lane)
+    for name, (gain, _at) in sounds.items():
+        assert gain > PRESENT, (name, sounds)
+    # The caller sends RTP only for its three utterances; the agent is silent (Wait) around the
+    # caller's two sentences. Measured on 20.20.1 (docs/decisions.md): the recording is about half
+    # the call, the caller's first sentence lands on the announcement and the agent's greeting on
+    # the caller's second sentence.
+    assert row.answered_at is not None and row.ended_at is not None
+    call_s = (row.ended_at - row.answered_at).total_seconds()
+    errors = timeline_errors(sounds, lane)
+    assert all(abs(e) <= TIMELINE_TOLERANCE_S for e in errors.values()), (
+        f"timeline off by {errors} (recording {len(rec.samples) / RATE:.2f} s, call {call_s:.2f} s)"
+    )
+
+
+def test_lane_pbx_is_the_version_of_the_captures(lane: Lane) -> None:
+    version = lane.pbx.cli("core show version")
+    assert "Asterisk 20.20.1" in version, version
