@@ -101,6 +101,48 @@ def locate(recording: npt.NDArray[np.int16], reference: npt.NDArray[np.int16]) -
     return Found(float(values[best] / np.dot(ref, ref)), int(lags[best]) / RATE)
 
 
+@dataclass(frozen=True)
+class Piece:
+    offset_s: float  # where the piece is in the reference
+    gain: float  # as Found.gain, for this piece alone
+    slip_s: float  # how far it is from where the whole reference was found
+
+
+def pieces(
+    recording: npt.NDArray[np.int16],
+    reference: npt.NDArray[np.int16],
+    at_s: float,
+    piece_s: float = 0.5,
+    search_s: float = 0.15,
+) -> list[Piece]:
+    """Each ``piece_s`` stretch of ``reference`` that carries sound, looked for within ``search_s``
+    of where it belongs if the whole reference starts at ``at_s``: a voice that slipped by a few
+    frames mid-call is still all there, a lost stretch is not."""
+    rec = recording.astype(np.float64)
+    ref = reference.astype(np.float64)
+    n = int(piece_s * RATE)
+    loudness = np.sqrt(np.mean(ref**2))
+    out = []
+    for start in range(0, len(ref) - n + 1, n):
+        expected = round(at_s * RATE) + start
+        begin = start + max(0, -expected)  # what was said before the recording began is not looked for
+        piece = ref[begin : start + n]
+        expected = max(0, expected)
+        if len(piece) < n // 2 or np.sqrt(np.mean(piece**2)) < 0.2 * loudness:
+            continue  # (mostly) before the recording, or a pause in the speech: nothing to find
+        lo = max(0, expected - int(search_s * RATE))
+        hi = min(len(rec), expected + len(piece) + int(search_s * RATE))
+        if hi - lo < len(piece):
+            out.append(Piece(start / RATE, 0.0, 0.0))
+            continue
+        corr = np.correlate(rec[lo:hi], piece, "valid")
+        best = int(np.argmax(corr))
+        out.append(
+            Piece(start / RATE, float(corr[best] / np.dot(piece, piece)), (lo + best - expected) / RATE)
+        )
+    return out
+
+
 class DaemonProcess:
     """`recorderd run --json` as a child process; its JSON log lines are collected as they come."""
 
