@@ -19,6 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.files import make_private, private_dir
+
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -32,13 +34,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
+    path: Path | None = None
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
         path = Path(url.removeprefix("sqlite:///"))
-        if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path is not None:
+            db = path
+            # SQLite creates the file with 0644 under umask 022, and its journal copies the
+            # database's mode: make it 0600 as soon as it exists, before any row is written.
+            event.listen(engine, "connect", lambda _c, _r: make_private(db))
     return engine
 
 

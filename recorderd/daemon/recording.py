@@ -17,6 +17,7 @@ import structlog
 
 from recorderd.daemon.diskpool import DiskPool, loop_caller
 from storage.audio import au_header, slin_to_au_payload
+from storage.files import private_dir
 from storage.vault import AgeWriter
 
 log = structlog.get_logger("recorderd.recording")
@@ -66,7 +67,7 @@ class Recording:
         self.first_frame: asyncio.Future[float] = loop.create_future()
         self.done: asyncio.Future[RecordingResult] = loop.create_future()
         self._writer: AgeWriter | None = None
-        final_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(final_path.parent)
         self._last: concurrent.futures.Future[None] = pool.submit(call_id, lambda: self._open(recipients))
 
     # -- disk thread ---------------------------------------------------------------------------
