@@ -25,6 +25,7 @@ from pbx.agi.protocol import (
     quote,
 )
 from pbx.errors import PeerProtocolError, UsageError
+from pbx.peerlog import PeerLog
 
 log = logging.getLogger("pbx.agi")
 
@@ -203,6 +204,7 @@ class AgiServer:
         self._limits = (max_line, max_env_lines, max_env_bytes)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.peerlog = PeerLog(log, "AGI")  # junk connections: one line per peer per interval
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port)
@@ -225,6 +227,7 @@ class AgiServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self.peerlog.flush_all()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -247,16 +250,16 @@ class AgiServer:
             async with asyncio.timeout(self._env_timeout):
                 env = await _read_env(core, reader)
         except TimeoutError:
-            log.warning("AGI %s: no environment within %ss, closing", peer, self._env_timeout)
+            self.peerlog.warning(peer, "no environment within %ss, closing", self._env_timeout)
             return
         except PeerProtocolError as exc:
-            log.warning("AGI %s: protocol error in environment: %s", peer, exc)
+            self.peerlog.warning(peer, "protocol error in environment: %s", exc)
             return
         except (ConnectionError, OSError) as exc:
-            log.info("AGI %s: connection lost before the environment: %s", peer, exc)
+            self.peerlog.info(peer, "connection lost before the environment: %s", exc)
             return
         if env is None:
-            log.info("AGI %s: closed before sending an environment", peer)
+            self.peerlog.info(peer, "closed before sending an environment")
             return
         session = AgiSession(core, reader, writer, env, peer)
         try:

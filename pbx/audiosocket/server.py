@@ -34,6 +34,7 @@ from pbx.audiosocket.protocol import (
     encode_hangup,
 )
 from pbx.errors import PeerProtocolError
+from pbx.peerlog import PeerLog
 
 log = logging.getLogger("pbx.audiosocket")
 
@@ -159,7 +160,7 @@ class _Connection(asyncio.BufferedProtocol):
                     if self._ended:
                         return
         except PeerProtocolError as exc:
-            log.warning("AudioSocket %s: protocol error: %s", self.peername, exc)
+            self._server.peerlog.warning(self.peername, "protocol error: %s", exc)
             self.end(f"protocol error: {exc}", abort=True)
         except Exception as exc:
             log.exception("AudioSocket %s: handler failed", self.peername)
@@ -213,7 +214,7 @@ class _Connection(asyncio.BufferedProtocol):
         peer = AudioSocketPeer(self, self.peername, u)
         handler = self._server._on_connect(u, peer)  # exceptions: caught in _drain, close this one
         if handler is None:
-            log.info("AudioSocket %s: UUID %s refused", self.peername, u)
+            self._server.peerlog.info(self.peername, "UUID %s refused", u)
             self.end(None, send_hangup=True)
             return
         if not self._ended:
@@ -226,7 +227,7 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("AudioSocket %s: connection_closed handler failed", self.peername)
 
     def _uuid_timeout(self) -> None:
-        log.warning("AudioSocket %s: no UUID within %ss, closing", self.peername, self._server._uuid_timeout)
+        self._server.peerlog.warning(self.peername, "no UUID within %ss, closing", self._server._uuid_timeout)
         self.end(None, abort=True)
 
 
@@ -245,6 +246,7 @@ class AudioSocketServer:
         self._on_connect = on_connect
         self._max_payload = max_payload
         self._uuid_timeout = uuid_timeout
+        self.peerlog = PeerLog(log, "AudioSocket")  # junk connections: one line per peer per interval
         self._coalesce_audio = coalesce_audio
         self._read_low_water = read_low_water
         # One read buffer for every connection: each read is parsed (and copied) before the next.
@@ -271,3 +273,4 @@ class AudioSocketServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self.peerlog.flush_all()

@@ -71,6 +71,8 @@ class Daemon:
         self.events = Events(config.mqtt)
         self.monitor: Monitor | None = None
         self.reaper: Reaper | None = None  # retention (recorderd/reaper.py)
+        self.agi_server: AgiServer | None = None
+        self.audiosocket_server: AudioSocketServer | None = None
 
     def reload(self, config: Config, recipients: list[str]) -> None:
         """Apply a configuration that passed every check (checks.py): line rules, announcements and
@@ -111,6 +113,7 @@ class Daemon:
         self.monitor = monitor
         agi = AgiServer(manager.handle_agi, env_timeout=config.agi.env_timeout_s)
         spy = AudioSocketServer(manager.on_audiosocket, coalesce_audio=True, read_low_water=READ_LOW_WATER)
+        self.agi_server, self.audiosocket_server = agi, spy
         try:
             await spy.start(*config.audiosocket.address)
             await agi.start(*config.agi.address)
