@@ -82,6 +82,11 @@ class PeerLog:
                 self._what, host, window.count, self.interval, window.last,
             )  # fmt: skip
 
+    @property
+    def counted(self) -> int:
+        """Complaints counted and not yet written."""
+        return sum(w.count for w in self._peers.values())
+
     def flush_all(self) -> None:
         """Say what is still counted (at shutdown)."""
         for host in list(self._peers):
