@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from recorderd.config.base import Strict
 
@@ -102,3 +102,11 @@ class ExportPolicy(Strict):
 class LedgerConfig(Strict):
     # Ed25519 key that signs checkpoints and export packages; default data_dir/ledger-signing.key
     signing_key: Path | None = None
+    # The daemon signs a checkpoint of the ledger this often and at shutdown (0: never), and sends it
+    # where this host cannot rewrite it alone: retained on MQTT (when [mqtt] is set) and into
+    # checkpoint_dirs (another volume, another host's share). `ledger verify` uses the newest.
+    checkpoint_interval_s: StrictFloat = Field(3600.0, ge=0)
+    checkpoint_dirs: list[Path] = []
+    # The public key (base64) checkpoints must carry; empty: any valid signature (then a checkpoint
+    # signed with a key stolen from this host would be believed).
+    trusted_key: str = ""

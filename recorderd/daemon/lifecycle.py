@@ -22,6 +22,7 @@ from pbx.errors import excerpt
 from recorderd.config import Config
 from recorderd.config.summary import config_summary
 from recorderd.daemon.calls import CallManager
+from recorderd.daemon.checkpoints import Checkpointer
 from recorderd.daemon.checks import StartupError, check_config
 from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
 from recorderd.daemon.events import Events
@@ -72,6 +73,7 @@ class Daemon:
         self.monitor: Monitor | None = None
         self.reaper: Reaper | None = None  # retention (recorderd/reaper.py)
         self.agi_server: AgiServer | None = None
+        self.checkpointer: Checkpointer | None = None
         self.audiosocket_server: AudioSocketServer | None = None
 
     def reload(self, config: Config, recipients: list[str]) -> None:
@@ -133,6 +135,9 @@ class Daemon:
                 events_task = tg.create_task(self.events.run(), name="events")
                 monitor_task = tg.create_task(monitor.run(), name="monitor")
                 reaper_task = tg.create_task(reaper.run(), name="retention-reaper")
+                checkpointer = Checkpointer(config, sessions, writer, self.events)
+                self.checkpointer = checkpointer
+                checkpoint_task = tg.create_task(checkpointer.run(), name="ledger-checkpoints")
                 ami_task = None
                 if config.ami.enabled:
                     self.ami = AmiClient(
@@ -166,6 +171,12 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_BOUND_S):
                         await writer.flush()
+                checkpoint_task.cancel()
+                if config.ledger.checkpoint_interval_s > 0:  # the last word: what the ledger held at stop
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(SHUTDOWN_BOUND_S):
+                            await checkpointer.take("shutdown")
+                            await writer.flush()
                 if ami_task is not None:
                     ami_task.cancel()
                 writer_task.cancel()
