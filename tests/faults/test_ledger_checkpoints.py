@@ -32,7 +32,8 @@ def rewrite_from(db: Path, seq: int) -> None:
     """Edit row ``seq`` and recompute every hash from there on: a chain that verifies on its own."""
     conn = sqlite3.connect(db)
     rows = conn.execute(
-        "SELECT seq, at, kind, actor, call_id, subject, detail, prev_hash FROM ledger WHERE seq >= ? ORDER BY seq",
+        "SELECT seq, at, kind, actor, call_id, subject, detail, prev_hash FROM ledger"
+        " WHERE seq >= ? ORDER BY seq",
         (seq,),
     ).fetchall()
     prev = rows[0][7]
