@@ -78,7 +78,7 @@ class PeerLog:
         if window.count:
             self._log.log(
                 window.level,
-                "%s %s: %d more such connection(s) in %gs (the last: %s)",
+                "%s %s: %d more like this in %gs (the last: %s)",
                 self._what, host, window.count, self.interval, window.last,
             )  # fmt: skip
 

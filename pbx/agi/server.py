@@ -25,6 +25,7 @@ from pbx.agi.protocol import (
     quote,
 )
 from pbx.errors import PeerProtocolError, UsageError
+from pbx.listen import Listener
 from pbx.peerlog import PeerLog
 
 log = logging.getLogger("pbx.agi")
@@ -202,18 +203,23 @@ class AgiServer:
         self._env_timeout = env_timeout
         self._close_timeout = close_timeout
         self._limits = (max_line, max_env_lines, max_env_bytes)
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.peerlog = PeerLog(log, "AGI")  # junk connections: one line per peer per interval
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port)
+        def protocol() -> asyncio.StreamReaderProtocol:  # what asyncio.start_server builds
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._serve)
+
+        self._server = Listener(protocol, self.peerlog, logger=log)
+        await self._server.start(host, port)
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        port = None if self._server is None else self._server.port
+        if port is None:
             raise RuntimeError("AgiServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return port
 
     async def close(self) -> None:
         """Stop accepting; give running sessions ``close_timeout`` to finish, then cancel them."""

@@ -34,6 +34,7 @@ from pbx.audiosocket.protocol import (
     encode_hangup,
 )
 from pbx.errors import PeerProtocolError
+from pbx.listen import Listener
 from pbx.peerlog import PeerLog
 
 log = logging.getLogger("pbx.audiosocket")
@@ -252,17 +253,18 @@ class AudioSocketServer:
         # One read buffer for every connection: each read is parsed (and copied) before the next.
         self._read_buffer = memoryview(bytearray(_READ_BUFFER))
         self._connections: set[_Connection] = set()
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
 
     async def start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+        self._server = Listener(lambda: _Connection(self), self.peerlog, logger=log)
+        await self._server.start(host, port)
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        port = None if self._server is None else self._server.port
+        if port is None:
             raise RuntimeError("AudioSocketServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return port
 
     async def close(self) -> None:
         """Stop accepting and end every connection; handlers see ``"server closing"``."""
