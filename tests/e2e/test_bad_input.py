@@ -96,8 +96,10 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert stat.S_IMODE((data / "recorderd.db").stat().st_mode) == 0o600
     for d in [root, data, *(p for p in data.rglob("*") if p.is_dir())]:
         assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
-    for f in (p for p in data.rglob("*") if p.is_file()):
+    for f in (p for p in data.rglob("*") if p.is_file() and p.name != "status.json"):
         assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
+    # The status file holds no call and no number; group-readable on purpose (recorderctl status).
+    assert stat.S_IMODE((data / "status.json").stat().st_mode) == 0o640
     # The demo waits for the AMI login before placing calls: every call has its AMI facts.
     _engine, sessions = open_database(f"sqlite:///{data / 'recorderd.db'}", migrate=False)
     with sessions() as s:
