@@ -2,15 +2,16 @@
 
 asyncio's own server loop (3.11) logs "socket.accept() out of system resource" with a traceback
 for every one of up to ``backlog`` attempts per wake-up and schedules a retry for each: measured,
-~350 error lines a second while a local process holds every descriptor. Here one task accepts;
-out of descriptors (or kernel memory) it waits, doubling up to ``backoff_max``, and says so once
-per interval with a count; every accepted socket goes to ``connect_accepted_socket``.
+~350 error lines a second while a local process holds every descriptor. This one accepts the same
+way (a reader callback on the listening socket, up to ``BACKLOG`` connections per wake-up, no extra
+hop per connection), but out of descriptors (or kernel memory) it stops watching the socket, waits
+(doubling up to ``backoff_max``), and says so through the server's per-peer log: once, then a count
+per interval. Every accepted socket goes to ``connect_accepted_socket``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import socket
@@ -37,8 +38,11 @@ class Listener:
         self._peerlog = peerlog
         self._log = logger
         self._first, self._max = backoff_first, backoff_max
+        self._delay = backoff_first
         self._sock: socket.socket | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._where = ""
         self._handshakes: set[asyncio.Task[object]] = set()
         self.deferred = 0  # accept attempts put off for want of descriptors
 
@@ -55,8 +59,9 @@ class Listener:
         except BaseException:
             sock.close()
             raise
-        self._sock = sock
-        self._task = loop.create_task(self._accept_loop(sock), name=f"accept-{addr}")
+        self._sock, self._loop = sock, loop
+        self._where = "listener {}:{}".format(*sock.getsockname()[:2])
+        loop.add_reader(sock.fileno(), self._accept_ready)
 
     @property
     def port(self) -> int | None:
@@ -64,43 +69,57 @@ class Listener:
 
     def close(self) -> None:
         """Stop accepting; connections already made carry on."""
-        if self._task is not None:
-            self._task.cancel()
-        if self._sock is not None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
-
-    async def wait_closed(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         self._sock = None
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        where = "listener {}:{}".format(*sock.getsockname()[:2])
-        delay = self._first
-        while True:
+    async def wait_closed(self) -> None:
+        if self._handshakes:
+            await asyncio.gather(*self._handshakes, return_exceptions=True)
+
+    def _accept_ready(self) -> None:
+        sock, loop = self._sock, self._loop
+        assert sock is not None and loop is not None
+        for _ in range(BACKLOG):
             try:
-                conn, _addr = await loop.sock_accept(sock)
+                conn, _addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
                 if exc.errno in _TRANSIENT:
                     continue
-                if exc.errno not in _OUT_OF_RESOURCES:
-                    raise
-                self.deferred += 1
-                why = exc.strerror
-                self._peerlog.warning(
-                    where, "cannot accept (%s): backing off; connections wait in the backlog", why
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max)
-                continue
-            delay = self._first
+                self._back_off(exc)
+                return
+            self._delay = self._first
             conn.setblocking(False)
             task = loop.create_task(loop.connect_accepted_socket(self._factory, conn))
             self._handshakes.add(task)
             task.add_done_callback(self._handshake_done)
+
+    def _back_off(self, exc: OSError) -> None:
+        """Out of descriptors (or anything else accept() refuses): stop watching the socket for a
+        while; pending connections wait in the kernel's backlog meanwhile."""
+        assert self._sock is not None and self._loop is not None
+        self.deferred += 1
+        why = exc.strerror or str(exc)
+        if exc.errno in _OUT_OF_RESOURCES:
+            self._peerlog.warning(
+                self._where, "cannot accept (%s): backing off; connections wait in the backlog", why
+            )
+        else:
+            self._log.error("%s: accept() failed: %s; retrying", self._where, why)
+        self._loop.remove_reader(self._sock.fileno())
+        self._retry = self._loop.call_later(self._delay, self._resume)
+        self._delay = min(self._delay * 2, self._max)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self._sock is not None and self._loop is not None:
+            self._loop.add_reader(self._sock.fileno(), self._accept_ready)
 
     def _handshake_done(self, task: asyncio.Task[object]) -> None:
         self._handshakes.discard(task)
