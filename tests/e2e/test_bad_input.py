@@ -81,6 +81,7 @@ async def test_caller_gone_before_spy_attaches(make_harness: MakeHarness) -> Non
     assert (row.status, row.failure_reason, row.audio_seconds) == ("failed", "spy_closed_early", 0.0)
 
 
+@pytest.mark.timeout(240)  # the demo, then seven recorderctl processes: minutes on a loaded machine
 def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     root = tmp_path / "demo"  # the demo creates it
