@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ __all__ = [
     "StatusUnavailable",
     "daemon_up",
     "read_status",
+    "staleness",
     "status_exit_code",
 ]
 
 STATUS_FILE = "status.json"
 FORMAT = 1
 HEARTBEAT_S = 10.0  # the file is rewritten at least this often while the daemon runs
+READ_ATTEMPTS = 3
 STALE_AFTER = 3  # heartbeats without a rewrite: the daemon is not running (or is hung)
 
 
@@ -37,14 +40,19 @@ class StatusUnavailable(Exception):
 
 def read_status(data_dir: Path) -> dict[str, Any]:
     path = data_dir / STATUS_FILE
-    try:
-        body = json.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise StatusUnavailable(f"{path}: no status file (the daemon has never run here?)") from exc
-    except OSError as exc:
-        raise StatusUnavailable(f"{path}: cannot read: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise StatusUnavailable(f"{path}: not valid JSON: {exc}") from exc
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            body = json.loads(path.read_bytes())
+            break
+        except FileNotFoundError as exc:
+            raise StatusUnavailable(f"{path}: no status file (the daemon has never run here?)") from exc
+        except OSError as exc:
+            raise StatusUnavailable(f"{path}: cannot read: {exc.strerror}") from exc
+        except ValueError as exc:
+            # On a full disk the daemon rewrites the file in place: we may have caught it half done.
+            if attempt + 1 == READ_ATTEMPTS:
+                raise StatusUnavailable(f"{path}: not valid JSON: {exc}") from exc
+            time.sleep(0.05)
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise StatusUnavailable(f"{path}: unknown status format")
     return body
@@ -82,6 +90,15 @@ def daemon_up(
             f"not responding: status file {age:.0f} s old (rewritten every {limit / STALE_AFTER:g} s)",
         )
     return state in ("running", "starting", "stopping"), str(state)
+
+
+def staleness(status: dict[str, Any], now: dt.datetime) -> float | None:
+    """How old the file is, in seconds, when that is more than STALE_AFTER heartbeats; else None.
+    A stale file's figures (alerts, link, calls) describe the past, not now."""
+    updated = dt.datetime.fromisoformat(str(status.get("updated_at")))
+    age = (now - updated).total_seconds()
+    limit = float(status.get("heartbeat_s", HEARTBEAT_S)) * STALE_AFTER
+    return age if age > limit else None
 
 
 def status_exit_code(status: dict[str, Any] | None, up: bool) -> int:

@@ -1,7 +1,13 @@
 """Opening the metadata database: engine, SQLite pragmas, migrations.
 
-SQLite runs in WAL mode with synchronous=FULL, so a committed row survives power loss, and with a
-busy timeout so a reader (``recorderctl``) never makes the daemon fail a write. PostgreSQL works by URL.
+SQLite runs with a rollback journal (``journal_mode=DELETE``) and synchronous=FULL, so a committed
+row survives power loss, and with a busy timeout so a reader (``recorderctl``) only delays a write.
+Not WAL: WAL maps its ``-shm`` index into memory, and when that file becomes unwritable under a
+running process (``chattr +i``, a read-only remount) the next write to the mapping kills the whole
+daemon with SIGBUS, recordings included. SQLite runs WAL without shared memory only in
+``locking_mode=EXCLUSIVE``, which would lock ``recorderctl`` out while the daemon runs. A rollback
+journal uses no mapping: an unwritable database is an error the metadata writer waits out.
+PostgreSQL works by URL.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.files import make_private, private_dir
+
 BUSY_TIMEOUT_MS = 5000
+JOURNAL_MODE = "DELETE"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA journal_mode={JOURNAL_MODE}")  # converts a WAL database of an older version
+    cur.execute("PRAGMA mmap_size=0")  # no memory-mapped I/O either, whatever the build's default
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -32,13 +42,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
+    path: Path | None = None
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
         path = Path(url.removeprefix("sqlite:///"))
-        if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path is not None:
+            db = path
+            # SQLite creates the file with 0644 under umask 022, and its journal copies the
+            # database's mode: make it 0600 as soon as it exists, before any row is written.
+            event.listen(engine, "connect", lambda _c, _r: make_private(db))
     return engine
 
 
@@ -102,7 +117,8 @@ def open_current(url: str) -> tuple[Engine, sessionmaker[Session]]:
 def readonly_sessions(url: str) -> sessionmaker[Session] | None:
     """The catalogue for reading only, or None when there is none to read.
 
-    SQLite creates ``-wal``/``-shm`` files next to a WAL database even for a read-only reader. Run
+    SQLite creates ``-wal``/``-shm`` files next to a WAL database (a catalogue written by an older
+    version, not yet converted by the daemon) even for a read-only reader. Run
     as root while the daemon is stopped, that would leave root-owned files the daemon (user
     recorderd) cannot open at its next start. So a reader that does not own the database opens it
     ``immutable``: no side files, no locks; the figures may miss the last uncheckpointed writes,

@@ -83,6 +83,7 @@ def makedirs_durable(directory: Path) -> None:
     for d in reversed(missing):
         with contextlib.suppress(FileExistsError):
             d.mkdir(mode=0o700)
+            os.chmod(d, 0o700)
         fsync_dir(d.parent)
 
 

@@ -25,6 +25,8 @@ from pbx.agi.protocol import (
     quote,
 )
 from pbx.errors import PeerProtocolError, UsageError
+from pbx.listen import Listener
+from pbx.peerlog import PeerLog
 
 log = logging.getLogger("pbx.agi")
 
@@ -204,17 +206,23 @@ class AgiServer:
         self._env_timeout = env_timeout
         self._close_timeout = close_timeout
         self._limits = (max_line, max_env_lines, max_env_bytes)
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.peerlog = PeerLog(log, "AGI")  # junk connections: one line per peer per interval
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port)
+        def protocol() -> asyncio.StreamReaderProtocol:  # what asyncio.start_server builds
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._serve)
+
+        self._server = Listener(protocol, self.peerlog, logger=log)
+        await self._server.start(host, port)
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        port = None if self._server is None else self._server.port
+        if port is None:
             raise RuntimeError("AgiServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return port
 
     async def close(self) -> None:
         """Stop accepting; give running sessions ``close_timeout`` to finish, then cancel them."""
@@ -228,6 +236,7 @@ class AgiServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self.peerlog.flush_all()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -254,16 +263,16 @@ class AgiServer:
             async with asyncio.timeout(self._env_timeout):
                 env = await _read_env(core, reader)
         except TimeoutError:
-            log.warning("AGI %s: no environment within %ss, closing", peer, self._env_timeout)
+            self.peerlog.warning(peer, "no environment within %ss, closing", self._env_timeout)
             return
         except PeerProtocolError as exc:
-            log.warning("AGI %s: protocol error in environment: %s", peer, exc)
+            self.peerlog.warning(peer, "protocol error in environment: %s", exc)
             return
         except (ConnectionError, OSError) as exc:
-            log.info("AGI %s: connection lost before the environment: %s", peer, exc)
+            self.peerlog.info(peer, "connection lost before the environment: %s", exc)
             return
         if env is None:
-            log.info("AGI %s: closed before sending an environment", peer)
+            self.peerlog.info(peer, "closed before sending an environment")
             return
         session = AgiSession(core, reader, writer, env, peer)
         try:

@@ -40,6 +40,8 @@ from pbx.audiosocket.protocol import (
     encode_hangup,
 )
 from pbx.errors import PeerProtocolError
+from pbx.listen import Listener
+from pbx.peerlog import PeerLog
 
 log = logging.getLogger("pbx.audiosocket")
 
@@ -176,7 +178,7 @@ class _Connection(asyncio.BufferedProtocol):
                     if self._ended:
                         return
         except PeerProtocolError as exc:
-            log.warning("AudioSocket %s: protocol error: %s", self.peername, exc)
+            self._server.peerlog.warning(self.peername, "protocol error: %s", exc)
             self.end(f"protocol error: {exc}", abort=True)
         except Exception as exc:
             log.exception("AudioSocket %s: handler failed", self.peername)
@@ -258,7 +260,7 @@ class _Connection(asyncio.BufferedProtocol):
         peer = AudioSocketPeer(self, self.peername, u)
         handler = self._server._on_connect(u, peer)  # exceptions: caught in _drain, close this one
         if handler is None:
-            log.info("AudioSocket %s: UUID %s refused", self.peername, u)
+            self._server.peerlog.info(self.peername, "UUID %s refused", u)
             self.end(None, send_hangup=True)
             return
         if not self._ended:
@@ -271,7 +273,7 @@ class _Connection(asyncio.BufferedProtocol):
             log.exception("AudioSocket %s: connection_closed handler failed", self.peername)
 
     def _uuid_timeout(self) -> None:
-        log.warning("AudioSocket %s: no UUID within %ss, closing", self.peername, self._server._uuid_timeout)
+        self._server.peerlog.warning(self.peername, "no UUID within %ss, closing", self._server._uuid_timeout)
         self.end(None, abort=True)
 
 
@@ -290,22 +292,24 @@ class AudioSocketServer:
         self._on_connect = on_connect
         self._max_payload = max_payload
         self._uuid_timeout = uuid_timeout
+        self.peerlog = PeerLog(log, "AudioSocket")  # junk connections: one line per peer per interval
         self._coalesce_audio = coalesce_audio
         self._read_low_water = read_low_water
         # One read buffer for every connection: each read is parsed (and copied) before the next.
         self._read_buffer = memoryview(bytearray(_READ_BUFFER))
         self._connections: set[_Connection] = set()
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
 
     async def start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+        self._server = Listener(lambda: _Connection(self), self.peerlog, logger=log)
+        await self._server.start(host, port)
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        port = None if self._server is None else self._server.port
+        if port is None:
             raise RuntimeError("AudioSocketServer is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return port
 
     async def close(self) -> None:
         """Stop accepting and end every connection; handlers see ``"server closing"``."""
@@ -316,3 +320,4 @@ class AudioSocketServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self.peerlog.flush_all()

@@ -19,8 +19,9 @@ from typing import Any
 import structlog
 
 from recorderd import logs
-from recorderd.config import ConfigError, load_config
-from recorderd.daemon.lifecycle import Daemon, StartupError
+from recorderd.config import Config, ConfigError, load_config
+from recorderd.daemon.checks import StartupError, check_config
+from recorderd.daemon.lifecycle import Daemon
 from recorderd.daemon.policy import describe
 from recorderd.daemon.sdnotify import Notifier
 
@@ -41,23 +42,35 @@ async def _serve(config_path: Path) -> None:
 
 
 def reloader(config_path: Path, daemon: Daemon, notifier: Notifier) -> Callable[[], None]:
-    """SIGHUP: read the configuration file again and apply it; a broken file keeps the old one."""
+    """SIGHUP: all or nothing. The new file must pass every check start-up makes (checks.py); if
+    it does not, the old configuration stays whole, and the log and an alert say what is wrong."""
 
     def reload() -> None:
         notifier.reloading()
         try:
             new = load_config(config_path)
-        except ConfigError as exc:
-            log.error("reload_rejected", error=str(exc), kept="previous configuration")
+            checked = check_config(new)
+        except (ConfigError, StartupError) as exc:
+            daemon.reload_rejected(str(exc))
             notifier.reloaded()
             return
-        if (new.mqtt, new.monitoring) != (daemon.config.mqtt, daemon.config.monitoring):
-            log.warning("reload_partial", detail="[mqtt] and [monitoring] changes apply at the next restart")
-        daemon.reload(new)
-        log.info("reloaded", lines=len(new.lines))
+        restart = restart_needed(daemon.config, new)
+        if restart:
+            log.warning("reload_partial", needs_restart=restart, detail="these apply at the next restart")
+        daemon.reload(new, checked.recipients)
+        log.info("reloaded", lines=len(new.lines), recipients=len(checked.recipients))
         notifier.reloaded()
 
     return reload
+
+
+# What a running daemon cannot take over without a restart (docs/configuration.md says the same):
+# listeners are bound, links are open, the database is open, the status file is being written.
+RESTART_SECTIONS = ("data_dir", "database_url", "agi", "audiosocket", "ami", "mqtt", "monitoring")
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    return [name for name in RESTART_SECTIONS if getattr(old, name) != getattr(new, name)]
 
 
 def freeze_startup_objects() -> None:
@@ -102,12 +115,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """The same checks as ``run`` and a reload (recorderd/daemon/checks.py), and the same refusal."""
     try:
         config = load_config(Path(args.file))
-    except ConfigError as exc:
+        checked = check_config(config, service=False)
+    except (ConfigError, StartupError) as exc:
         print(f"recorderd: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: OK ({config.municipality or 'no municipality named'}, time zone {config.timezone})")
+    for what in checked.not_checked:
+        print(f"  not checked here: {what}")
     print("\n".join(describe(config)))
     return 0
 

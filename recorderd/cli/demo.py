@@ -29,6 +29,7 @@ from recorderd.service import Actor, Service, calls
 from recorderd.service.people import FreshKey, add_first_person, load_identities
 from storage.age import encrypt_passphrase_identity, generate_identity
 from storage.db import open_database
+from storage.files import private_dir
 
 PASSPHRASE = "demo"
 DEMO_PERSON = "demo"
@@ -52,7 +53,7 @@ def prepare_dir(root: Path) -> DemoSetup:
     """A key and the announcement where 'Asterisk' finds it, under ``root``."""
     identity, recipient = generate_identity()
     keys = root / "keys"
-    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(keys)
     identity_file = keys / "identity.age"
     # A low scrypt work factor keeps the demo quick; real keys use `recorderctl keys init` (18).
     identity_file.write_bytes(encrypt_passphrase_identity(identity + "\n", PASSPHRASE, work_factor=12))
@@ -131,6 +132,13 @@ async def _run(root: Path, speed: float) -> int:
         await task
         return 1
     sim.set_agi_target("127.0.0.1", endpoints.agi_port)
+    try:  # calls placed before AMI login would have no answer time and say "AMI link down"
+        await asyncio.wait_for(daemon.ami_up.wait(), 30)
+    except TimeoutError:
+        print("recorderd demo: the daemon did not log in to the simulated PBX's AMI", file=sys.stderr)
+        stop.set()
+        await task
+        return 1
     print(
         f"recorderd is listening: FastAGI 127.0.0.1:{endpoints.agi_port}, AudioSocket {endpoints.advertise}"
     )
@@ -218,6 +226,6 @@ def try_next(root: Path, call: str) -> list[str]:
 
 def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="recorderd-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     print(f"recorderd demo in {root}\n")
     return asyncio.run(_run(root, speed))

@@ -16,6 +16,7 @@ from recorderd.errors import AccessError
 from recorderd.service import UserError
 from recorderd.service import records as service
 from storage import ledger, signing
+from storage.checkpoints import MQTT_TOPIC as LEDGER_CHECKPOINT_TOPIC
 
 __all__ = ["register"]
 
@@ -30,14 +31,37 @@ def cmd_ledger_verify(app: App) -> int:
         except signing.SigningError as exc:
             print(f"FAIL {path}: {exc}")
             return EXIT_CHECK_FAILED
-    report = service.verify_ledger(app.service(), app.sign_in(), checkpoints)
+    done = service.verify_ledger(
+        app.service(), app.sign_in(), checkpoints, trusted_key=a.trust_key, search=not a.no_search
+    )
+    report = done.report
     for p in report.problems:
         print(f"FAIL row {p.seq}: {p.message}")
+    for note in done.notes:
+        print(f"note: {note}")
+    if done.newest is not None and done.age_s is not None:
+        cp = done.newest.checkpoint
+        age, source = _age(done.age_s), done.newest.source
+        print(f"newest checkpoint: row {cp.seq}, signed {cp.at} ({age} old), from {source}")
+    else:
+        where = ", ".join(done.searched) or "no [ledger] checkpoint_dirs and no [mqtt] configured"
+        print(f"no checkpoint found (looked in: {where}): a rollback or a rewrite of the tail cannot be seen")
     print(
         f"{report.checked} entries checked, head row {report.head_seq} {report.head_hash[:16]}…, "
-        f"{len(checkpoints)} checkpoint(s), {len(report.problems)} problem(s)"
+        f"{len(report.problems)} problem(s)"
     )
     return 0 if report.ok else EXIT_CHECK_FAILED
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} days"
 
 
 async def _publish(config: Config, payload: str) -> None:
@@ -52,7 +76,7 @@ async def _publish(config: Config, payload: str) -> None:
         tls_params=tls if mqtt.tls else None,
         timeout=10,
     ) as client:
-        await client.publish(f"{mqtt.topic_prefix}/ledger/checkpoint", payload, qos=1, retain=True)
+        await client.publish(f"{mqtt.topic_prefix}/{LEDGER_CHECKPOINT_TOPIC}", payload, qos=1, retain=True)
 
 
 def cmd_ledger_checkpoint(app: App) -> int:
@@ -230,6 +254,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who(v)
     v.add_argument("--checkpoint", action="append", help="a checkpoint file saved earlier (repeatable)")
     v.add_argument("--trust-key", help="the base64 public key checkpoints must be signed with")
+    v.add_argument(
+        "--no-search",
+        action="store_true",
+        help="only the --checkpoint files, not [ledger] checkpoint_dirs and MQTT",
+    )
     v.set_defaults(func=cmd_ledger_verify)
     cp = led.add_parser("checkpoint", help="write a signed checkpoint of the newest row")
     who(cp)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config
-from recorderd.statusfile import StatusUnavailable, daemon_up, read_status, status_exit_code
+from recorderd.statusfile import StatusUnavailable, daemon_up, read_status, staleness, status_exit_code
 from storage.db import readonly_sessions
 from storage.files import disk_usage
 from storage.models import Call
@@ -105,12 +105,17 @@ def format_status(
                 ("ok" if st.get("healthy") else "UNHEALTHY") + (f" - {problems}" if problems else ""),
             )
         )
-        out.append(_row("status written", _ago(st.get("updated_at"), now, zone)))
+        age = staleness(st, now) if st.get("state") != "stopped" else None
+        written = _ago(st.get("updated_at"), now, zone)
+        if age is not None:  # a full disk, a hung daemon: what follows is the past, and we say so
+            written += f" - STALE ({age:.0f} s without a heartbeat): the figures below are from then"
+        out.append(_row("status written", written))
         ami = st.get("ami") or {}
         since = _ago(ami.get("since"), now, zone)
-        out.append(
-            _row("PBX link (AMI)", f"{ami.get('state')} since {since}" if ami.get("enabled") else "disabled")
-        )
+        link = f"{ami.get('state')} since {since}" if ami.get("enabled") else "disabled"
+        if ami.get("enabled") and not up[0]:  # no daemon, no live link: only what it last saw
+            link = f"none (recorderd is down; it last reported: {link})"
+        out.append(_row("PBX link (AMI)", link))
         accepting = "" if st.get("accepting_calls", True) else " (not accepting new calls)"
         out.append(_row("calls in progress", f"{st.get('calls_in_progress')}{accepting}"))
         md = st.get("metadata") or {}
@@ -151,7 +156,10 @@ def format_status(
         ran = f"{_ago(reaper.get('ts'), now, zone)} {_fields(reaper)}" if reaper else "none reported"
         out.append(_row("last reaper run", ran))
         alerts = st.get("open_alerts") or []
-        out.append(_row("open alerts", str(len(alerts)) if alerts else "none"))
+        counted = str(len(alerts)) if alerts else "none"
+        if not up[0] or age is not None:
+            counted = f"unknown now ({counted} at the last status, {written.split(' - ')[0]})"
+        out.append(_row("open alerts", counted))
         for a in alerts:
             out.append(f"    {a.get('kind')}: since {_ago(a.get('ts'), now, zone)} {_fields(a)}")
         events = (st.get("recent") or [])[-recent:]

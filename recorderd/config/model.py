@@ -13,7 +13,15 @@ import zoneinfo
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recorderd.config.base import (
     ConfigError,
@@ -33,7 +41,7 @@ Action = Literal["record", "exclude"]
 
 class AgiConfig(Strict):
     listen: HostPort = "127.0.0.1:4573"
-    env_timeout_s: float = Field(5.0, gt=0)
+    env_timeout_s: StrictFloat = Field(5.0, gt=0)
     # Addresses (or networks, "10.0.0.5" / "10.0.0.0/24") allowed to open an AGI session: the
     # Asterisk host(s). Anything else is closed unread (docs/threat-model.md).
     peers: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], min_length=1)
@@ -61,7 +69,7 @@ class AudioSocketConfig(Strict):
     # What Asterisk dials in the AudioSocket/<advertise>/<uuid> string. Differs from `listen` when
     # recorderd listens on 0.0.0.0 or sits behind NAT. Empty: the address actually bound.
     advertise: str = ""
-    first_frame_timeout_s: float = Field(2.0, gt=0, le=10)
+    first_frame_timeout_s: StrictFloat = Field(2.0, gt=0, le=10)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -69,14 +77,14 @@ class AudioSocketConfig(Strict):
 
 
 class AmiConfig(Strict):
-    enabled: bool = True
+    enabled: StrictBool = True
     host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
+    port: StrictInt = Field(5038, ge=1, le=65535)
     username: str = "recorder"
     secret: str = ""
     secret_file: Path | None = None
     secret_credential: CredentialName | None = None  # systemd LoadCredential= name, e.g. "ami-secret"
-    ping_interval_s: float = Field(20.0, gt=0)
+    ping_interval_s: StrictFloat = Field(20.0, gt=0)
 
     @model_validator(mode="after")
     def _one_secret(self) -> AmiConfig:
@@ -150,7 +158,7 @@ class LineRule(Strict):
     announcement: str | None = None  # key into [announcements]; inbound only
     hours: list[TimeWindow] = []  # empty: always
     outside_hours: Action = "exclude"
-    keep_numbers_when_excluded: bool = False
+    keep_numbers_when_excluded: StrictBool = False
     retention: str | None = None  # a policy under [retention.policies]; default: retention.default
 
     @field_validator("numbers")
@@ -174,15 +182,15 @@ class Defaults(Strict):
 
 
 class PrivacyConfig(Strict):
-    log_full_numbers: bool = False  # logs show 06*****50 unless this is set
-    keep_excluded_rows: bool = True  # an "excluded" metadata row, with no party numbers
+    log_full_numbers: StrictBool = False  # logs show 06*****50 unless this is set
+    keep_excluded_rows: StrictBool = True  # an "excluded" metadata row, with no party numbers
 
 
 class MqttConfig(Strict):
     """Events and alerts to an MQTT broker. Optional: without [mqtt] nothing is published."""
 
     host: str = Field(min_length=1)
-    port: int = Field(1883, ge=1, le=65535)
+    port: StrictInt = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: str = ""
     password_file: Path | None = None
@@ -190,11 +198,11 @@ class MqttConfig(Strict):
     # Every topic starts with this, e.g. "recorderd/toyonaka-hall": <prefix>/status, /events/…, /alerts/…
     topic_prefix: str = Field("recorderd", min_length=1)
     client_id: str = ""  # empty: recorderd-<host name>
-    tls: bool = False
+    tls: StrictBool = False
     tls_ca_file: Path | None = None  # empty: the system's CA store
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    queue_size: int = Field(1000, ge=10, le=1_000_000)  # events held while the broker is away
-    reconnect_max_s: float = Field(60.0, ge=0.1, le=3600)
+    keepalive_s: StrictInt = Field(30, ge=5, le=3600)
+    queue_size: StrictInt = Field(1000, ge=10, le=1_000_000)  # events held while the broker is away
+    reconnect_max_s: StrictFloat = Field(60.0, ge=0.1, le=3600)
 
     @field_validator("topic_prefix")
     @classmethod
@@ -228,10 +236,10 @@ class MqttConfig(Strict):
 class MonitoringConfig(Strict):
     """Health thresholds: when an alert is raised and when systemd's watchdog stops being fed."""
 
-    disk_low_free_mb: int = Field(2048, ge=0)  # alert "disk_low" below this much free space in data_dir
+    disk_low_free_mb: StrictInt = Field(2048, ge=0)  # alert "disk_low" below this much free space in data_dir
     # The metadata writer stalled (database locked or failing) or the database unreachable for longer
     # than this: stop the watchdog pings, so systemd restarts the service (WatchdogSec=).
-    stall_bound_s: float = Field(300.0, gt=0)
+    stall_bound_s: StrictFloat = Field(300.0, gt=0)
 
 
 class Config(Strict):

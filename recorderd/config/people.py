@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from recorderd.config.base import Strict
 
@@ -51,14 +51,16 @@ KEY_PERMISSIONS = frozenset({"play", "copy", "export"})
 
 
 class PasswordPolicy(Strict):
-    max_age_days: int = Field(0, ge=0)  # 0: passwords never expire (Toyonaka 5-3 asks for periodic change)
-    min_length: int = Field(10, ge=4)
-    max_failures: int = Field(5, ge=1, le=100)  # consecutive failures that lock the account
-    lockout_minutes: int = Field(0, ge=0)  # 0: locked until an administrator unlocks it
+    max_age_days: StrictInt = Field(
+        0, ge=0
+    )  # 0: passwords never expire (Toyonaka 5-3 asks for periodic change)
+    min_length: StrictInt = Field(10, ge=4)
+    max_failures: StrictInt = Field(5, ge=1, le=100)  # consecutive failures that lock the account
+    lockout_minutes: StrictInt = Field(0, ge=0)  # 0: locked until an administrator unlocks it
     # Cost of the password hash (argon2id) and of each person's key copy (age scrypt, log2 N).
-    argon2_time_cost: int = Field(3, ge=1, le=20)
-    argon2_memory_kib: int = Field(65536, ge=8)
-    key_work_factor: int = Field(18, ge=1, le=22)
+    argon2_time_cost: StrictInt = Field(3, ge=1, le=20)
+    argon2_memory_kib: StrictInt = Field(65536, ge=8)
+    key_work_factor: StrictInt = Field(18, ge=1, le=22)
 
 
 class PeopleConfig(Strict):
@@ -78,14 +80,14 @@ class PeopleConfig(Strict):
 class ExportPolicy(Strict):
     # Someone with "instruct" must order the export first, and may not carry it out themselves
     # (Toyonaka's chain of instruction; Saitama's instruction to the contractor, 様式第1号).
-    two_person: bool = False
+    two_person: StrictBool = False
     formats: list[Literal["wav", "age"]] = ["wav", "age"]  # plain WAV, or re-encrypted to the recipient
     # How long the export copy itself is kept, in the retention rules' terms (docs/retention.md): day 1 is
     # the day it was made. Saitama 4-6(2), output data to the end of the following fiscal year, is
     # keep_unit = "fiscal_year_end", keep_count = 1.
     keep_unit: Literal["days", "months", "years", "month_end", "fiscal_year_end"] = "days"
-    keep_count: int = Field(90, ge=0)
-    fiscal_year_start_month: int = Field(4, ge=1, le=12)
+    keep_count: StrictInt = Field(90, ge=0)
+    fiscal_year_start_month: StrictInt = Field(4, ge=1, le=12)
     # Legal bases an export may cite; empty means any text.
     legal_bases: list[str] = []
 
@@ -100,3 +102,11 @@ class ExportPolicy(Strict):
 class LedgerConfig(Strict):
     # Ed25519 key that signs checkpoints and export packages; default data_dir/ledger-signing.key
     signing_key: Path | None = None
+    # The daemon signs a checkpoint of the ledger this often and at shutdown (0: never), and sends it
+    # where this host cannot rewrite it alone: retained on MQTT (when [mqtt] is set) and into
+    # checkpoint_dirs (another volume, another host's share). `ledger verify` uses the newest.
+    checkpoint_interval_s: StrictFloat = Field(3600.0, ge=0)
+    checkpoint_dirs: list[Path] = []
+    # The public key (base64) checkpoints must carry; empty: any valid signature (then a checkpoint
+    # signed with a key stolen from this host would be believed).
+    trusted_key: str = ""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictFloat, StrictInt, model_validator
 
 from recorderd.config.base import Strict
 from storage.retention import PRIMARY, Period, Policy, Tier
@@ -28,11 +28,11 @@ _UNITS = (*_COUNTED, "month_end", "fiscal_year_end")
 class PeriodConfig(Strict):
     """Exactly one of the units; ``day_one`` says whether day 1 is the day itself or the next day."""
 
-    days: int | None = Field(None, ge=1)
-    months: int | None = Field(None, ge=1)
-    years: int | None = Field(None, ge=1)
-    month_end: int | None = Field(None, ge=0)  # 1: to the end of the month after the recording month
-    fiscal_year_end: int | None = Field(None, ge=0)  # 1: to the end of the next fiscal year
+    days: StrictInt | None = Field(None, ge=1)
+    months: StrictInt | None = Field(None, ge=1)
+    years: StrictInt | None = Field(None, ge=1)
+    month_end: StrictInt | None = Field(None, ge=0)  # 1: to the end of the month after the recording month
+    fiscal_year_end: StrictInt | None = Field(None, ge=0)  # 1: to the end of the next fiscal year
     day_one: Literal["same_day", "next_day"] = "same_day"
 
     @model_validator(mode="after")
@@ -73,17 +73,17 @@ class RetentionConfig(Strict):
     policies: dict[str, PolicyConfig] = {}
     stores: dict[str, Path] = {}  # secondary storage for tiers: name -> directory
     metadata: PeriodConfig | None = None  # the call row (numbers, times), after its audio; None: forever
-    fiscal_year_start_month: int = Field(4, ge=1, le=12)  # Japan: April
+    fiscal_year_start_month: StrictInt = Field(4, ge=1, le=12)  # Japan: April
     preservation: PreservationConfig | None = None
-    interval_s: float = Field(600.0, gt=0)  # between reaper passes
-    batch_size: int = Field(200, ge=1, le=10_000)  # files per transaction
+    interval_s: StrictFloat = Field(600.0, gt=0)  # between reaper passes
+    batch_size: StrictInt = Field(200, ge=1, le=10_000)  # files per transaction
     # Refuse to delete when the clock is this far past the newest call or reaper pass (clock jump).
-    max_clock_jump_h: float = Field(72.0, gt=0)
+    max_clock_jump_h: StrictFloat = Field(72.0, gt=0)
     # A policy change that makes more calls due at once waits this long (a typo must not wipe months).
-    policy_change_grace_h: float = Field(24.0, ge=0)
-    disk_warn_free_percent: float = Field(15.0, ge=0, le=100)  # log a warning below this
-    disk_refuse_free_mb: float = Field(512.0, ge=0)  # refuse new recordings below this
-    disk_check_s: float = Field(30.0, gt=0)
+    policy_change_grace_h: StrictFloat = Field(24.0, ge=0)
+    disk_warn_free_percent: StrictFloat = Field(15.0, ge=0, le=100)  # log a warning below this
+    disk_refuse_free_mb: StrictFloat = Field(512.0, ge=0)  # refuse new recordings below this
+    disk_check_s: StrictFloat = Field(30.0, gt=0)
 
     @model_validator(mode="after")
     def _references(self) -> RetentionConfig:

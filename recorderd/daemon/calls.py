@@ -114,8 +114,11 @@ class CallManager:
     def active(self) -> int:
         return len(self._pending)
 
-    def reconfigure(self, config: Config) -> None:
+    def reconfigure(self, config: Config, recipients: list[str] | None = None) -> None:
+        """New rules (and recipients, already checked) for calls that start from now on."""
         self.config = config
+        if recipients is not None:
+            self._recipients = recipients
 
     def _mask(self, number: str | None) -> str | None:
         return mask(number, full=self.config.privacy.log_full_numbers)

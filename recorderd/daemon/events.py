@@ -182,6 +182,13 @@ class Events:
         topic = f"{self._prefix}/{'alerts' if category == 'alert' else 'events'}/{kind}"
         self._enqueue(_Message(topic, self._encode(payload), retain=state is not None))
 
+    def publish_retained(self, subtopic: str, payload: bytes) -> bool:
+        """A retained message under the prefix (the ledger checkpoint); False without [mqtt]."""
+        if self.mqtt is None:
+            return False
+        self._enqueue(_Message(f"{self._prefix}/{subtopic}", payload, retain=True))
+        return True
+
     def _encode(self, payload: dict[str, object]) -> bytes:
         return json.dumps(payload, ensure_ascii=False, default=_jsonable).encode()
 

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import structlog
 
-from announce import PromptError, validate_prompt
 from pbx.agi.server import AgiServer
 from pbx.ami.client import AmiClient
 from pbx.audiosocket.server import AudioSocketServer
-from recorderd.config import Config, ConfigError
+from pbx.errors import excerpt
+from recorderd.config import Config
 from recorderd.config.summary import config_summary
 from recorderd.daemon.agipeers import PeerFilter
 from recorderd.daemon.calls import CallManager
+from recorderd.daemon.checkpoints import Checkpointer
+from recorderd.daemon.checks import StartupError, check_config
 from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
 from recorderd.daemon.events import Events
 from recorderd.daemon.metadata import MetadataWriter, utcnow
@@ -33,16 +35,12 @@ from recorderd.daemon.recovery import recover
 from recorderd.daemon.sdnotify import Notifier
 from recorderd.daemon.timeline import TICK_S
 from recorderd.retention.reaper import Reaper
-from storage.age import AgeKeyError, parse_recipient
 from storage.db import open_database
 
 log = structlog.get_logger("recorderd.daemon")
 
 SHUTDOWN_BOUND_S = 10.0
-
-
-class StartupError(Exception):
-    """The daemon cannot start safely; the message tells the operator what to fix."""
+PEER_TEXT_LIMIT = 120  # characters of a peer's bytes quoted in an alert
 
 
 @dataclass(frozen=True)
@@ -53,37 +51,8 @@ class Endpoints:
 
 
 def check_startup(config: Config) -> list[str]:
-    """Everything that must hold before the first call; returns the recipients."""
-    try:
-        recipients = config.encryption.resolved_recipients()
-    except ConfigError as exc:
-        raise StartupError(str(exc)) from exc
-    for r in recipients:
-        try:
-            parse_recipient(r)
-        except AgeKeyError as exc:
-            raise StartupError(f"encryption: bad age recipient {r[:12]}…: {exc}") from exc
-    try:  # secrets now, not at first use: a missing credential must stop start-up before READY=1
-        if config.ami.enabled:
-            config.ami.resolved_secret()
-        if config.mqtt is not None:
-            config.mqtt.resolved_password()
-    except ConfigError as exc:
-        raise StartupError(str(exc)) from exc
-    for key, ann in config.announcements.items():
-        if ann.file is not None:
-            try:
-                validate_prompt(ann.file)
-            except PromptError as exc:
-                raise StartupError(f"announcements.{key}: {exc}") from exc
-    try:
-        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        probe = config.data_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise StartupError(f"data_dir {config.data_dir}: not writable: {exc.strerror}") from exc
-    return recipients
+    """Everything that must hold before the first call (recorderd/daemon/checks.py); the recipients."""
+    return check_config(config).recipients
 
 
 class Daemon:
@@ -113,18 +82,28 @@ class Daemon:
         self.monitor: Monitor | None = None
         self.reaper: Reaper | None = None  # retention (recorderd/reaper.py)
         self.agi_peers: PeerFilter | None = None  # set by run()
+        self.agi_server: AgiServer | None = None
+        self.checkpointer: Checkpointer | None = None
+        self.audiosocket_server: AudioSocketServer | None = None
 
-    def reload(self, config: Config) -> None:
-        """Apply new line rules without touching calls in progress (they keep their decision)."""
+    def reload(self, config: Config, recipients: list[str]) -> None:
+        """Apply a configuration that passed every check (checks.py): line rules, announcements and
+        recipients for calls that start from now on; calls in progress keep what they started with."""
         self.config = config
+        self.events.resolve("reload_rejected")
         if self._writer is not None:
             self._writer.note("config_loaded", **config_summary(config, "reload"))
         if self.manager is not None:
-            self.manager.reconfigure(config)
+            self.manager.reconfigure(config, recipients)
         if self.agi_peers is not None:
             self.agi_peers.reconfigure(config.agi.peer_networks())
         if self.reaper is not None:
             self.reaper.reconfigure(config)
+
+    def reload_rejected(self, problem: str) -> None:
+        """A reload that failed a check: nothing of it is applied; the operator is told what."""
+        log.error("reload_rejected", error=problem, kept="previous configuration")
+        self.events.alert("reload_rejected", problem=problem[:500])
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
@@ -150,6 +129,7 @@ class Daemon:
         self.agi_peers = PeerFilter(config.agi.peer_networks())
         agi = AgiServer(manager.handle_agi, env_timeout=config.agi.env_timeout_s, accept=self.agi_peers)
         spy = AudioSocketServer(manager.on_audiosocket, coalesce_audio=True, read_low_water=READ_LOW_WATER)
+        self.agi_server, self.audiosocket_server = agi, spy
         try:
             await spy.start(*config.audiosocket.address)
             await agi.start(*config.agi.address)
@@ -169,6 +149,9 @@ class Daemon:
                 events_task = tg.create_task(self.events.run(), name="events")
                 monitor_task = tg.create_task(monitor.run(), name="monitor")
                 reaper_task = tg.create_task(reaper.run(), name="retention-reaper")
+                checkpointer = Checkpointer(config, sessions, writer, self.events)
+                self.checkpointer = checkpointer
+                checkpoint_task = tg.create_task(checkpointer.run(), name="ledger-checkpoints")
                 ami_task = None
                 if config.ami.enabled:
                     self.ami = AmiClient(
@@ -202,6 +185,12 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_BOUND_S):
                         await writer.flush()
+                checkpoint_task.cancel()
+                if config.ledger.checkpoint_interval_s > 0:  # the last word: what the ledger held at stop
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(SHUTDOWN_BOUND_S):
+                            await checkpointer.take("shutdown")
+                            await writer.flush()
                 if ami_task is not None:
                     ami_task.cancel()
                 writer_task.cancel()
@@ -217,6 +206,9 @@ class Daemon:
             pool.shutdown()
 
     def _ami_state(self, state: str, detail: str | None) -> None:
+        # The detail may carry the AMI peer's own bytes (a banner, a refusal's Message): escaped and
+        # cut short before it reaches a log line, an alert or MQTT.
+        detail = None if detail is None else excerpt(detail, PEER_TEXT_LIMIT)
         if self.manager is not None:
             self.manager.ami_connected = state == "connected"
         if (state == "connected") != (self.ami_state == "connected"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import socket
@@ -85,18 +86,51 @@ class Health:
     problems: list[str] = field(default_factory=list)  # shown in STATUS= and the status file
 
 
+STATUS_RESERVE = 64 * 1024  # the status file is padded to a multiple of this: room to rewrite it in place
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never a torn one (rename is atomic in a directory)."""
+    """Readers see the old file or the new one, never a torn one (rename is atomic in a directory).
+
+    The file is padded with spaces (JSON ignores them) to a multiple of STATUS_RESERVE. When the
+    disk is full (recordings share it), the new temp file cannot be written; then the content is
+    written over the old file's blocks, which are already allocated, so ``recorderctl status`` still
+    sees the present (a full disk) rather than a picture of before. A reader that catches that
+    rewrite half done gets invalid JSON and reads again (statusfile.read_status).
+    """
+    size = -(-len(data) // STATUS_RESERVE) * STATUS_RESERVE
+    padded = data + b" " * (size - len(data))
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(padded)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _overwrite_in_place(path, data):
+            raise
+        return
     os.replace(tmp, path)
+
+
+def _overwrite_in_place(path: Path, data: bytes) -> bool:
+    """Write ``data`` over the existing file's reserved bytes; False if it does not fit."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        if len(data) > size:
+            return False
+        os.pwrite(fd, data + b" " * (size - len(data)), 0)
+        return True
+    finally:
+        os.close(fd)
 
 
 class Monitor:

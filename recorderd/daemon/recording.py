@@ -24,6 +24,7 @@ from pbx.audiosocket.server import AudioSocketPeer
 from recorderd.daemon.diskpool import DiskPool, loop_caller
 from recorderd.daemon.timeline import Timeline
 from storage.audio import au_header, slin_to_au_payload
+from storage.files import private_dir
 from storage.vault import AgeWriter
 
 log = structlog.get_logger("recorderd.recording")
@@ -81,7 +82,7 @@ class Recording:
         self._clock = clock
         self._peer = peer
         self.timeline = Timeline() if clock is not None else None
-        final_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(final_path.parent)
         self._last: concurrent.futures.Future[None] = pool.submit(call_id, lambda: self._open(recipients))
 
     # -- disk thread ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from storage.age import decrypt_passphrase_identity, encrypt_passphrase_identity, recipient_of
-from storage.files import fsync_dir
+from storage.files import fsync_dir, private_dir
 
 __all__ = ["Keyring", "KeyringError", "NoKeyCopy", "identity_text", "load_identities"]
 
@@ -62,7 +62,7 @@ class Keyring:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         text = identity_text(identities, f"copy held by {person_id}, written {stamp}")
         data = encrypt_passphrase_identity(text, password, work_factor=self.work_factor)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.directory)
         final = self.path(person_id)
         tmp = final.with_name(final.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

@@ -20,8 +20,9 @@ from recorderd.records.export import Order
 from recorderd.records.forms import FORMS
 from recorderd.records.package import verify as verify_package
 from recorderd.records.play import open_key
+from recorderd.service import checkpoints as found_checkpoints
 from recorderd.service.door import Service
-from storage import ledger, signing
+from storage import checkpoints, ledger
 
 __all__ = [
     "FORMS",
@@ -53,12 +54,7 @@ def instruct_export(svc: Service, who: Actor, order: Order) -> str:
 
 def signing_key(svc: Service, actor: str) -> Ed25519PrivateKey:
     """The installation's signing key; created on first use, its public half put in the ledger."""
-    key, created = signing.load_or_create(svc.config.signing_key_path)
-    if created:
-        public = signing.public_b64(key)
-        detail = {"public_key": public, "fingerprint": signing.fingerprint(public)}
-        ledger.append_committed(svc.sessions, "signing_key_created", actor, detail=detail)
-    return key
+    return checkpoints.signing_key(svc.sessions, svc.config.signing_key_path, actor)
 
 
 def create_export(
@@ -185,11 +181,35 @@ def show_ledger(
         return found[-limit:] if limit > 0 else found
 
 
-def verify_ledger(svc: Service, who: Actor, checkpoints: Sequence[ledger.Checkpoint]) -> ledger.Report:
+def verify_ledger(
+    svc: Service,
+    who: Actor,
+    given: Sequence[ledger.Checkpoint] = (),
+    *,
+    trusted_key: str | None = None,
+    search: bool = True,
+) -> found_checkpoints.Verification:
+    """Walk the whole chain and hold it to the newest checkpoint: ``given`` ones and, with ``search``,
+    those the daemon sent to [ledger] checkpoint_dirs and retained on MQTT. Its entry (written
+    before the walk) names the checkpoint used."""
     with svc.door(who, "ledger.verify") as t:
-        t.grant("viewed", detail={"what": "ledger verification", "checkpoints": len(checkpoints)})
+        key = trusted_key or svc.config.ledger.trusted_key or None
+        looked = found_checkpoints.search(svc.config, key, given) if search else None
+        if looked is None:
+            looked = found_checkpoints.Search([checkpoints.Found(cp, "given") for cp in given])
+        newest = checkpoints.newest(looked.found)
+        detail = {
+            "what": "ledger verification",
+            "checkpoints": len(looked.found),
+            "newest": None if newest is None else {"seq": newest.checkpoint.seq, "at": newest.checkpoint.at,
+                                                   "source": newest.source},
+        }  # fmt: skip
+        t.grant("viewed", detail=detail)
         with svc.sessions() as s:
-            return ledger.verify(s, checkpoints)
+            held_to = list(given) + ([newest.checkpoint] if newest and newest.source != "given" else [])
+            report = ledger.verify(s, held_to)
+        age = newest.age_s(svc.clock()) if newest else None
+        return found_checkpoints.Verification(report, newest, age, looked.searched, looked.notes)
 
 
 def checkpoint(

@@ -20,6 +20,7 @@ from e2e.conftest import Harness, MakeHarness
 from pbx.simulator import CallResult, SimCall
 from recorderd.cli.demo import speech
 from recorderd.config.retention import RetentionConfig
+from recorderd.daemon.lifecycle import check_startup
 from recorderd.records.audio import decrypt_recording
 from recorderd.retention.diskguard import Usage
 from storage import retention_log
@@ -77,7 +78,8 @@ async def test_a_pass_over_a_large_catalogue_never_costs_a_live_frame(make_harne
     stop = asyncio.Event()
     probe = asyncio.create_task(lag_probe(lags, stop))
     finished = asyncio.ensure_future(reaper.next_pass())
-    h.daemon.reload(h.config.model_copy(update={"retention": RETENTION}))  # what SIGHUP does
+    new = h.config.model_copy(update={"retention": RETENTION})
+    h.daemon.reload(new, check_startup(new))  # what SIGHUP does, once the checks pass
     results: list[CallResult] = []
     while not finished.done():  # calls keep arriving, three at a time, for the whole pass
         results += await asyncio.gather(*(h.sim.run_call(inbound()) for _ in range(3)))

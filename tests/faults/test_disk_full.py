@@ -17,6 +17,8 @@ from typing import BinaryIO
 import pytest
 
 from faults.conftest import FaultHarness
+from recorderd.cli.status import report
+from recorderd.statusfile import read_status
 from storage.audio import parse_au
 from storage.vault import salvage
 from support.recordings import inbound, row_of, stored_pcm, wait_for_parts, when
@@ -102,3 +104,23 @@ async def test_enospc_mid_call_marks_the_call_alerts_and_recovers(
     assert sealed and pcm == after.spy_pcm
     await asyncio.wait_for(resolved, 10)
     assert "disk_low" not in events.open_alerts
+
+
+async def test_a_full_disk_still_gets_the_status_file_rewritten(
+    fault_harness: FaultHarness, small_volume: Path
+) -> None:
+    """Recordings fill the disk the status file shares: `recorderctl status` must still show the
+    present (the disk_low alert), not the last picture from before (issue 12 item 8)."""
+    h = (await fault_harness(data_dir=small_volume / "data", extra="[monitoring]\ndisk_low_free_mb = 4\n")).h
+    low = when(h.daemon.events, "disk_low", state="raised")
+    fill(small_volume)
+    await asyncio.wait_for(low, 30)
+    async with asyncio.timeout(30):  # the monitor rewrites the file within a tick of the change
+        while True:
+            st = read_status(h.data_dir)
+            if any(a["kind"] == "disk_low" for a in st["open_alerts"]):
+                break
+            await asyncio.sleep(0.1)
+    _summary, lines, _code = report(h.config)
+    text = "\n".join(lines)
+    assert lines[0].startswith("recorderd: running") and "disk_low: since" in text

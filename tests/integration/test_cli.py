@@ -20,6 +20,7 @@ from storage.audio import au_header, slin_to_au_payload
 from storage.db import open_database
 from storage.models import Call
 from storage.vault import AgeWriter
+from support.installed import as_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
@@ -63,8 +64,9 @@ def seed_recording(tmp: Path, recipient: str, seconds: int = 10) -> tuple[Path, 
     return tmp / "data" / rel, pcm
 
 
-def test_check_config_prints_decisions(capsys: pytest.CaptureFixture[str]) -> None:
-    assert daemon_main(["check-config", str(ROOT / "config" / "recorderd.example.toml")]) == 0
+def test_check_config_prints_decisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = as_installed(ROOT / "config" / "recorderd.example.toml", tmp_path)
+    assert daemon_main(["check-config", str(example)]) == 0
     out = capsys.readouterr().out
     assert "0668585050" in out and "RECORD" in out and "0668581111" in out and "EXCLUDE" in out
 

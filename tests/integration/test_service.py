@@ -135,6 +135,11 @@ async def test_a_day_in_the_life_under_systemd(
         svc.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         rejected = await svc.expect_log("reload_rejected")
         assert "unknown key 'ami.secert'" in rejected["error"] and rejected["level"] == "error"
+        # ...and said where a person looks: the reload_rejected alert, retained on MQTT.
+        await mqtt.expect(
+            f"{PREFIX}/alerts/reload_rejected",
+            lambda b: b["state"] == "raised" and "ami.secert" in b["problem"],
+        )
         reloading = await notify.expect("RELOADING", "1", after=reloading + 1)
         await notify.expect("READY", "1", after=reloading)  # systemd leaves "reloading" either way
         await sim.run_call(SimCall(caller="0322223333", dialled=CITY_NO))
@@ -143,6 +148,8 @@ async def test_a_day_in_the_life_under_systemd(
         # recorderctl status, from the status file the running daemon keeps (rewritten within a
         # tick of any change: wait for the one that has seen the last call).
         cfg.write_text(config_text(tmp_path, sim.ami_port, mosquitto.port, recipient))
+        svc.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]  # the file fixed: the alert closes
+        await mqtt.expect(f"{PREFIX}/alerts/reload_rejected", lambda b: b["state"] == "resolved")
         await status_file_where(
             tmp_path / "data" / "status.json",
             lambda st: (

@@ -20,6 +20,7 @@ from recorderd.cli.daemon import daemon_main
 from recorderd.config import Config, load_config
 from recorderd.daemon.policy import CallFacts, decide
 from recorderd.retention.engine import Retention
+from support.installed import as_installed
 
 PROFILES = Path(__file__).resolve().parents[3] / "config" / "profiles"
 TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")
@@ -62,8 +63,8 @@ def computed(config: Config, line: str | None, started: dt.datetime, **extra: An
 
 
 @pytest.mark.parametrize("name", ["toyonaka", "saitama", "osaka-water", "kawasaki", "matsumoto"])
-def test_profile_passes_check_config(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert daemon_main(["check-config", str(PROFILES / f"{name}.toml")]) == 0
+def test_profile_passes_check_config(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert daemon_main(["check-config", str(as_installed(PROFILES / f"{name}.toml", tmp_path))]) == 0
     assert "OK" in capsys.readouterr().out
 
 

@@ -16,7 +16,7 @@ from recorderd.cli.ctl import main as ctl_main
 from recorderd.cli.status import report
 from recorderd.config import Config, parse_config
 from recorderd.daemon.events import Events
-from recorderd.daemon.monitor import Monitor
+from recorderd.daemon.monitor import STATUS_RESERVE, Monitor, write_atomically
 from recorderd.daemon.sdnotify import Notifier
 from recorderd.statusfile import HEARTBEAT_S, STATUS_FILE, daemon_up, read_status, status_exit_code
 from storage.db import open_database
@@ -263,3 +263,35 @@ def test_ctl_status_without_a_daemon(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "data" / "recorderd.db").exists()  # a status query creates nothing
     assert ctl_main(["--config", str(cfg), "status", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["up"] is False
+
+
+def test_a_stale_file_is_called_stale_and_its_alerts_are_not_presented_as_now(tmp_path: Path) -> None:
+    """The daemon's pid is alive (a full disk stopped its rewrites): the reader says the figures are
+    old, and does not print "open alerts: none" as if it were the present (issue 12 item 8)."""
+    config = make_config(tmp_path)
+    config.data_dir.mkdir(parents=True)
+    (config.data_dir / STATUS_FILE).write_text(json.dumps(status_body()))
+    _summary, lines, code = report(config, now=NOW + dt.timedelta(seconds=95))
+    text = "\n".join(lines)
+    assert code == 1 and lines[0].startswith("recorderd: DOWN (not responding")
+    assert "STALE (95 s without a heartbeat): the figures below are from then" in text
+    assert "open alerts:       unknown now (none at the last status" in text
+    assert "open alerts:       none" not in text
+
+
+def test_a_stopped_daemon_shows_no_live_pbx_link(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.data_dir.mkdir(parents=True)
+    (config.data_dir / STATUS_FILE).write_text(json.dumps(status_body(state="stopped")))
+    _summary, lines, _code = report(config, now=NOW + dt.timedelta(seconds=5))
+    text = "\n".join(lines)
+    assert lines[0].startswith("recorderd: DOWN (stopped at")
+    assert "PBX link (AMI):    none (recorderd is down; it last reported: connected since" in text
+    assert "PBX link (AMI):    connected" not in text
+
+
+def test_a_status_file_padded_for_in_place_rewrites_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / STATUS_FILE
+    write_atomically(path, json.dumps(status_body()).encode())
+    assert path.stat().st_size == STATUS_RESERVE  # the room a full disk's rewrite needs
+    assert read_status(tmp_path)["state"] == "running"
