@@ -28,7 +28,7 @@ from recorderd.records.play import find_call, wav_bytes
 from storage import ledger, signing
 from storage.age import AgeKeyError, encrypt_bytes, parse_recipient
 from storage.models import Call
-from storage.retention import Period, last_day
+from storage.retention import Period, first_day, last_day
 from storage.vault import sha256_file
 
 __all__ = ["Grant", "Order", "Request", "create", "follow_up", "instruct", "keep_until", "requests"]
@@ -110,9 +110,12 @@ class Request:
         return "instructed"
 
 
-def keep_until(policy: ExportPolicy, made: dt.date) -> dt.date:
-    """The last day the export copy is kept; the same calendar rules as recordings (storage/retention.py)."""
-    return last_day(Period(policy.keep_unit, policy.keep_count), made, policy.fiscal_year_start_month)
+def keep_until(policy: ExportPolicy, made: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    """The last day the export copy is kept, counted from the instant it is made (its own clock, never
+    the recording's: Saitama's 出力データ "記録した日" is the day the output data is recorded), by the
+    same calendar rules as recordings (storage/retention.py: 民法第140条, the first day not counted)."""
+    period = Period(policy.keep_unit, policy.keep_count)
+    return last_day(period, first_day(period, made, zone), policy.fiscal_year_start_month)
 
 
 def requests(sessions: sessionmaker[Session], request_id: str | None = None) -> list[Request]:
@@ -147,19 +150,29 @@ def _resolve(sessions: sessionmaker[Session], order: Order) -> tuple[Order, list
     return replace(order, calls=[r.id for r in rows]), rows
 
 
-def _check_policy(config: Config, order: Order) -> None:
+def _check_policy(config: Config, order: Order) -> Order:
+    """The order as the profile allows it, its legal basis written out in full; else refused."""
     policy = config.exports
     if ("age" if order.recipient_key else "wav") not in policy.formats:
         raise AccessError(f"this profile allows export formats {policy.formats} only")
-    if policy.legal_bases and order.legal_basis not in policy.legal_bases:
-        raise AccessError(f"legal basis must be one of: {' / '.join(policy.legal_bases)}")
+    if policy.legal_bases:
+        basis = order.legal_basis.strip()
+        # The full entry, or its article alone ("個人情報保護法第69条第2項第3号"): a clerk cites the article.
+        found = [b for b in policy.legal_bases if basis in (b, b.split(" ", 1)[0])]
+        if not basis or not found:
+            raise AccessError(
+                "legal basis not allowed by this profile; it must be one of: "
+                + " / ".join(policy.legal_bases)
+            )
+        order = replace(order, legal_basis=found[0])
+    return order
 
 
 def instruct(sessions: sessionmaker[Session], config: Config, order: Order, grant: Grant) -> str:
     """An order to export (様式第1号 in Saitama). Returns the request ID. ``grant`` commits the
     ledger entry (the service layer's door): the instruction exists once it is in the ledger."""
     order, _rows = _resolve(sessions, order)
-    _check_policy(config, order)
+    order = _check_policy(config, order)
     request_id = _new_id(config.zone)
     grant("export_instructed", subject=request_id, detail=order.detail())
     return request_id
@@ -191,6 +204,7 @@ def create(
     *,
     order: Order | None = None,
     request_id: str | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[str, Path]:
     """Make the package. Returns (request ID, package directory). ``identities`` opens the person's
     key copy (after every check, before the ledger entry); ``grant`` commits the ``exported`` entry
@@ -205,12 +219,13 @@ def create(
     if order is None:
         raise AccessError("give an instruction (--instruction) or the export's details")
     order, rows = _resolve(sessions, order)
-    _check_policy(config, order)
+    order = _check_policy(config, order)
     request_id = request_id or _new_id(config.zone)
-    made = dt.datetime.now(config.zone).date()
+    made = now or dt.datetime.now(dt.UTC)
     detail = {
         **order.detail(),
-        "keep_until": keep_until(config.exports, made).isoformat(),
+        "made_at": made.isoformat(),
+        "keep_until": keep_until(config.exports, made, config.zone).isoformat(),
         "instructed_by": instruction.actor if instruction else None,
         "instruction_seq": instruction.seq if instruction else None,
         "package": out.name,

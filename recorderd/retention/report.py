@@ -97,10 +97,13 @@ def plan(
     copies = s.scalars(
         select(Preservation).where(Preservation.destroyed_at.is_(None), Preservation.expires_at < until)
     )
+    pres = config.retention.preservation
+    rule = ret.rule_text(pres.policy) if pres is not None else "preservation (no longer configured)"
     for c in copies:
         out.append(
             f"{_local(c.expires_at, zone, '%Y-%m-%d'):10}  destroy copy        "
-            f"medium {c.medium}: call {c.call_id[:8]} (preserved {_local(c.preserved_at, zone)})"
+            f"medium {c.medium}: call {c.call_id[:8]} (preserved {_local(c.preserved_at, zone)}; "
+            f"the copy's own period: {rule})"
         )
     return out
 

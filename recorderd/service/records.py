@@ -81,6 +81,7 @@ def create_export(
             t.grant,
             order=order,
             request_id=instruction,
+            now=svc.clock(),
         )
 
 
