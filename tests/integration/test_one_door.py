@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +386,38 @@ def test_read_commands_never_migrate_the_catalogue(
     assert ctl([*args, "calls", "list", *me(tmp_path, "handler")]) == 2
     assert "restart the daemon" in capsys.readouterr().err
     assert schema_problem(engine) is not None  # still the old revision: nothing migrated it
+
+
+# -- legal bases (issue 11): every profile that restricts provision lists its bases, with the article --
+@pytest.mark.parametrize(
+    ("name", "article"),
+    [
+        ("toyonaka", "個人情報保護法第69条第2項第3号"),  # 第7条: 法律第69条第2項各号 only
+        ("kawasaki", "個人情報保護法第69条第2項第3号"),  # 第5条第6項: the same, outside the city
+        ("matsumoto", "第8条第1項第2号"),  # 第8条第1項各号
+    ],
+)
+def test_a_provision_outside_the_profiles_legal_bases_is_refused_and_ledgered(
+    name: str, article: str, tmp_path: Path
+) -> None:
+    inst = install(name, tmp_path)
+    config = inst.svc.config
+    assert config.exports.legal_bases and all(
+        b.startswith(("第", "個人情報保護法第")) for b in config.exports.legal_bases
+    )
+    role = next(
+        r for r in inst.staff if OPERATIONS["export.instruct"].permission in config.people.permissions(r)
+    )
+    who = inst.staff[role]
+    order = records.Order([inst.call], "応対内容の確認", "適当な理由", "民間会社", "", dt.date(2027, 3, 31))
+    before = _last(inst).seq
+    with pytest.raises(Exception, match="legal basis not allowed"):
+        records.instruct_export(inst.svc, who, order)
+    [refusal] = _entries_since(inst, before, "access_denied")
+    assert refusal.actor == who.id and refusal.detail["operation"] == "export.instruct"
+    assert "legal basis not allowed" in refusal.detail["reason"]
+    assert not _entries_since(inst, before, "export_instructed")
+    # Cited by its article, the basis is allowed and written out in full on the instruction.
+    request = records.instruct_export(inst.svc, who, replace(order, legal_basis=article))
+    [given] = _entries_since(inst, before, "export_instructed")
+    assert given.subject == request and given.detail["legal_basis"].startswith(article + " ")
