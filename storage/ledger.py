@@ -58,8 +58,8 @@ _ATTEMPTS = 20
 
 # The vocabulary. A kind outside it is a programming error, caught before anything is written.
 _DAEMON = ("recording_created", "recording_finalised", "config_loaded")
-_ACCESS = ("searched", "viewed", "played", "copied", "access_denied", "export_instructed", "exported",
-           "export_sealed", "export_failed", "provided", "export_disposed", "disclosure_opened",
+_ACCESS = ("searched", "viewed", "played", "copied", "access_denied", "export_instructed", "export_relayed",
+           "exported", "export_sealed", "export_failed", "provided", "export_disposed", "disclosure_opened",
            "disclosure_closed")  # fmt: skip
 _PEOPLE = ("user_added", "user_changed", "password_changed", "login_failed", "account_locked", "key_granted",
            "key_revoked", "keys_destroyed", "signing_key_created", "checkpoint")  # fmt: skip

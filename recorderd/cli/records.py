@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from recorderd.cli.common import EXIT_CHECK_FAILED, App, local_date, who
+from recorderd.cli.common import EXIT_CHECK_FAILED, App, local_date, local_time, who
 from recorderd.config import Config
 from recorderd.errors import AccessError
 from recorderd.service import UserError
@@ -100,6 +100,15 @@ def _order(a: argparse.Namespace) -> service.Order:
 
 def cmd_export_instruct(app: App) -> int:
     print(service.instruct_export(app.service(), app.sign_in(), _order(app.args)))
+    return 0
+
+
+def cmd_export_relay(app: App) -> int:
+    a, svc = app.args, app.service()
+    first, last = (t.replace(tzinfo=svc.config.zone) for t in (a.calls_from, a.calls_to))
+    service.relay_export(svc, app.sign_in(), a.instruction, a.handler, first, last)
+    span = f"{a.calls_from:%Y-%m-%d %H:%M} - {a.calls_to:%Y-%m-%d %H:%M}"
+    print(f"{a.instruction}: passed on to {a.handler} ({span})")
     return 0
 
 
@@ -249,6 +258,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who(ins)
     _order_args(ins)
     ins.set_defaults(func=cmd_export_instruct)
+    rel = ex.add_parser(
+        "relay",
+        help="pass an instruction on to a named handler, with the calls' date and time (Toyonaka 第8条第2項)",
+    )
+    who(rel)
+    rel.add_argument("instruction", help="the request ID of the manager's instruction")
+    rel.add_argument("--handler", required=True, help="the person ID of the handler who is to extract")
+    rel.add_argument("--calls-from", type=local_time, required=True, help="YYYY-MM-DD HH:MM (local)")
+    rel.add_argument("--calls-to", type=local_time, required=True, help="YYYY-MM-DD HH:MM (local)")
+    rel.set_defaults(func=cmd_export_relay)
     cr = ex.add_parser("create", help="make an export package (on an instruction, or with its details)")
     who(cr)
     cr.add_argument("--instruction", help="the request ID of the instruction to carry out")

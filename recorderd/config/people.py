@@ -88,6 +88,18 @@ class ExportPolicy(Strict):
     fiscal_year_start_month: int = Field(4, ge=1, le=12)
     # Legal bases an export may cite; empty means any text.
     legal_bases: list[str] = []
+    # The chain of instruction, as the regulation writes it: each role instructs the next, the last
+    # carries the export out. Toyonaka 第8条: ["manager", "operations_manager", "handler"] (the
+    # manager instructs the operations manager, who names a handler and the calls' date and time);
+    # Saitama 第4条第2項: ["operations_manager", "contractor"]. Empty: two_person alone decides.
+    chain: list[Role] = []
+
+    @field_validator("chain")
+    @classmethod
+    def _chain(cls, value: list[str]) -> list[str]:
+        if value and (len(value) < 2 or len(set(value)) != len(value)):
+            raise ValueError("chain: at least two different roles, the one who instructs first")
+        return value
 
     @field_validator("formats")
     @classmethod

@@ -71,6 +71,7 @@ OPERATIONS: dict[str, Operation] = {
     "retention.confirm_clock": Operation("delete", "confirm the clock after a clock jump"),
     # export copies and disclosure requests
     "export.instruct": Operation("instruct", "instruct an export"),
+    "export.relay": Operation("instruct", "pass an export instruction on to a named handler"),
     "export.create": Operation("export", "make an export copy"),
     "export.provide": Operation("export", "record a provision"),
     "export.dispose": Operation("export", "record a disposal"),

@@ -36,6 +36,7 @@ __all__ = [
     "list_exports",
     "open_disclosure",
     "provide_export",
+    "relay_export",
     "render_form",
     "show_ledger",
     "signing_key",
@@ -48,7 +49,15 @@ __all__ = [
 def instruct_export(svc: Service, who: Actor, order: Order) -> str:
     """An order to export, carried out by someone else (two-person profiles). Returns the request ID."""
     with svc.door(who, "export.instruct") as t:
-        return export.instruct(svc.sessions, svc.config, order, t.grant)
+        return export.instruct(svc.sessions, svc.config, who, order, t.grant)
+
+
+def relay_export(
+    svc: Service, who: Actor, request_id: str, handler: str, calls_from: dt.datetime, calls_to: dt.datetime
+) -> None:
+    """Pass an instruction on to a named handler with the calls' date and time (Toyonaka 第8条第2項)."""
+    with svc.door(who, "export.relay", subject=request_id[:64]) as t:
+        export.relay(svc.sessions, svc.config, who, request_id, handler, calls_from, calls_to, t.grant)
 
 
 def signing_key(svc: Service, actor: str) -> Ed25519PrivateKey:

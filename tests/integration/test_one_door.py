@@ -12,6 +12,7 @@ management ledger form.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from recorderd.service import (
 from storage import holds, ledger
 from storage.age import AgeDecryptError, generate_identity
 from storage.db import open_database
+from storage.models import Call
 from support.people import FAST, Site, seed_call
 
 PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
@@ -136,6 +138,14 @@ INVOKE: dict[str, Invoke] = {
     "retention.catalogue": lambda i, who, r: retention.catalogue(i.svc, who),
     "retention.confirm_clock": lambda i, who, r: retention.confirm_clock(i.svc, who),
     "export.instruct": lambda i, who, r: records.instruct_export(i.svc, who, _order(i)),
+    "export.relay": lambda i, who, r: records.relay_export(
+        i.svc,
+        who,
+        "EX-none",
+        "p-handler",
+        dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+    ),
     "export.create": lambda i, who, r: records.create_export(
         i.svc, who, i.root / f"pkg-{r}", order=_order(i)
     ),
@@ -421,3 +431,88 @@ def test_a_provision_outside_the_profiles_legal_bases_is_refused_and_ledgered(
     request = records.instruct_export(inst.svc, who, replace(order, legal_basis=article))
     [given] = _entries_since(inst, before, "export_instructed")
     assert given.subject == request and given.detail["legal_basis"].startswith(article + " ")
+
+
+# -- instruction chains (issue 11) ---------------------------------------------------------------------
+def _pdf_text(pdf: Path) -> str:
+    import shutil
+    import subprocess
+
+    from recorderd.records.forms.sheet import FormError, find_font
+
+    try:
+        find_font()
+    except FormError:
+        pytest.skip("no Japanese font (apt-get install fonts-ipaexfont-mincho)")
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
+    done = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def test_toyonaka_extracts_only_on_the_two_step_instruction_and_the_form_shows_both(tmp_path: Path) -> None:
+    """第8条: 管理責任者 → 運用責任者 → a named 取扱員 (with the calls' date and time) → 様式第1号."""
+    inst = install("toyonaka", tmp_path)
+    svc, staff = inst.svc, inst.staff
+    order = replace(_order(inst), legal_basis="個人情報保護法第69条第2項第3号")
+    with svc.sessions() as s:
+        started = s.get(Call, inst.call).started_at  # type: ignore[union-attr]
+    span = (started - dt.timedelta(minutes=5), started + dt.timedelta(minutes=5))
+
+    # The 運用責任者 cannot instruct alone.
+    before = _last(inst).seq
+    with pytest.raises(Forbidden, match="cannot instruct alone"):
+        records.instruct_export(svc, staff["operations_manager"], order)
+    [refused] = _entries_since(inst, before, "access_denied")
+    assert refused.actor == "p-operations_manager" and "cannot instruct alone" in refused.detail["reason"]
+
+    request = records.instruct_export(svc, staff["manager"], order)
+    # Without the second step, the handler is refused, and the refusal is ledgered.
+    before = _last(inst).seq
+    with pytest.raises(Forbidden, match="two-step instruction"):
+        records.create_export(svc, staff["handler"], tmp_path / "early", instruction=request)
+    [refused] = _entries_since(inst, before, "access_denied")
+    assert refused.actor == "p-handler" and refused.detail["operation"] == "export.create"
+    assert not (tmp_path / "early").exists()
+    # Only the 運用責任者 passes it on, to a handler, with a range that holds the calls.
+    with pytest.raises(Forbidden, match="passes the instruction on"):
+        records.relay_export(svc, staff["manager"], request, "p-handler", *span)
+    with pytest.raises(Exception, match="not an active 取扱員"):
+        records.relay_export(svc, staff["operations_manager"], request, "p-auditor", *span)
+    with pytest.raises(Exception, match="outside the range"):
+        records.relay_export(
+            svc, staff["operations_manager"], request, "p-handler", span[1], span[1] + dt.timedelta(hours=1)
+        )
+    records.relay_export(svc, staff["operations_manager"], request, "p-handler", *span)
+    records.create_export(svc, staff["handler"], tmp_path / "pkg", instruction=request)
+    with svc.sessions() as s:
+        [made] = ledger.entries(s, kinds=["exported"], subject=request)
+    assert (made.detail["instructed_by"], made.detail["relayed_by"]) == ("p-manager", "p-operations_manager")
+
+    pdf = tmp_path / "t1.pdf"
+    records.render_form(svc, staff["manager"], "toyonaka-1", pdf)
+    text = _pdf_text(pdf)
+    lines = text.splitlines()
+    heading = next(line for line in lines if "取出年月日" in line)  # every heading on one line
+    labels = (
+        "番号",
+        "取出年月日",
+        "相手方電話番号",
+        "管理責任者の指示",
+        "運用責任者の指示",
+        "取扱員",
+        "提供先・根拠",
+    )
+    assert all(label in heading for label in labels), heading
+
+    def column(word: str) -> int:
+        [line] = [x for x in lines if re.search(rf"(^|\s){word}(\s|$)", x)]
+        return re.search(rf"(^|\s){word}(\s|$)", line).start()  # type: ignore[union-attr]
+
+    # Each instructor under their own heading, then the handler: (person IDs are the test's names)
+    assert column("manager") < column("operations_manager") < column("handler")
+    assert column("manager") < heading.index("運用責任者の指示") <= column("operations_manager") + 2
+    # Labels and values on one line: the date of extraction, the number hyphenated, the due date.
+    row = next(line for line in lines if line.lstrip().startswith("1 "))
+    assert "03-1111-2222" in row and "応対内容の確認" in row and "令和9年3月31日" in row, row
+    assert "令和8年11月22日" in text and "9時55分～10時05分" in text  # the range the handler was given

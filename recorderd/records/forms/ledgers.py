@@ -18,12 +18,25 @@ def _calls(data: FormData, e: ledger.Entry) -> tuple[str, str]:
     """(times, counterpart numbers) of an entry's calls, one line per call."""
     ids = [str(c) for c in e.detail.get("calls", [])] or ([e.call_id] if e.call_id else [])
     facts = [data.call(c) for c in ids]
-    times = "\n".join(when(f.started, data.zone) for f in facts)
+    times = "\n".join(when(f.started, data.zone).replace("）", "）\n", 1) for f in facts)
     numbers = "\n".join(f.counterpart or "-" for f in facts)
     return times, numbers
 
 
 _HOW = {"returned": "返却", "deleted": "消去", "destroyed": "廃棄"}
+
+
+def _span(data: FormData, relay: ledger.Entry) -> str:
+    """The calls' date and time the handler was given: 対象 令和8年11月22日 9時55分～10時05分."""
+    first, last = (
+        dt.datetime.fromisoformat(str(relay.detail[k])).astimezone(data.zone)
+        for k in ("calls_from", "calls_to")
+    )
+    start = f"{wareki(first.date())}\n{first.hour}時{first.minute:02d}分"
+    end = f"{last.hour}時{last.minute:02d}分"
+    if last.date() != first.date():
+        end = f"{wareki(last.date())}\n{end}"
+    return f"対象 {start}～{end}"
 
 
 def _due(text: object) -> str:
@@ -59,7 +72,8 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
         "対象データの日時",
         "相手方電話番号",
         "取出しの目的",
-        "指示者",
+        "管理責任者の指示",
+        "運用責任者の指示",
         "取扱員",
         "提供先・根拠",
         "返却・消去期限",
@@ -72,6 +86,13 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
         d = e.detail
         if e.kind == "copied":
             d = {**d, "recipient": "ファイルへの複製", "legal_basis": ""}
+        # 第8条: each step of the chain, its person and its date (the relay also names the calls' time).
+        first = data.entry(e.subject, d.get("instruction_seq"))
+        relay = data.entry(e.subject, d.get("relay_seq"))
+        ordered = f"{data.name(first.actor)}\n{wareki(data.day(first))}" if first else ""
+        passed = ""
+        if relay is not None:
+            passed = f"{data.name(relay.actor)}\n{wareki(data.day(relay))}\n{_span(data, relay)}"
         rows.append(
             (
                 str(n),
@@ -79,14 +100,16 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
                 times,
                 numbers,
                 str(d.get("purpose", "")),
-                data.person(d.get("instructed_by")),
-                data.person(e.actor),
+                ordered,
+                passed,
+                data.name(e.actor),
                 f"{d.get('recipient', '')}\n{d.get('legal_basis', '')}",
                 _due(d.get("due")),
                 _status(data, e),
             )
         )
-    sheet.grid(headers, rows, (8, 27, 41, 24, 30, 26, 26, 32, 27, 26))
+    # Widths (mm, 261 across) fit a 令和 date (10 characters at 7 pt) and each heading on one line.
+    sheet.grid(headers, rows, (9, 27, 30, 25, 22, 27, 27, 17, 31, 27, 19), size=7)
     return len(rows)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from recorderd.numbers import display
 from recorderd.records.forms.data import FormData, when
 from recorderd.records.forms.sheet import Sheet, wareki
 from storage import ledger
@@ -112,7 +113,7 @@ def disclosure_request(data: FormData, sheet: Sheet) -> int:
             [
                 ("請求者氏名", str(d.get("requester", ""))),
                 ("連絡先", str(d.get("contact", ""))),
-                ("対象の電話番号", str(d.get("number", ""))),
+                ("対象の電話番号", display(str(d.get("number", ""))) or ""),
                 ("対象期間", f"{_date(d.get('from'))}〜{_date(d.get('to'))}"),
                 ("本人確認の方法", str(d.get("identity_check", ""))),
                 ("確認者", data.person(e.actor)),
