@@ -63,10 +63,11 @@ _ACCESS = ("searched", "viewed", "played", "copied", "access_denied", "export_in
            "disclosure_closed")  # fmt: skip
 _PEOPLE = ("user_added", "user_changed", "password_changed", "login_failed", "account_locked", "key_granted",
            "key_revoked", "keys_destroyed", "signing_key_created", "checkpoint")  # fmt: skip
+_INCIDENTS = ("incident_raised", "incident_acknowledged")  # recorderd/incidents (issue 11)
 # storage/retention_log.py chains these (retention_event below):
 _RETENTION = ("deleted", "deletion_refused", "metadata_purged", "moved", "held", "hold_released", "preserved",
               "policy_changed", "clock_confirmed")  # fmt: skip
-KINDS = frozenset(_DAEMON + _ACCESS + _PEOPLE + _RETENTION)
+KINDS = frozenset(_DAEMON + _ACCESS + _PEOPLE + _RETENTION + _INCIDENTS)
 
 
 class LedgerConflict(Exception):

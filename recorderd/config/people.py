@@ -17,7 +17,17 @@ from recorderd.config.base import Strict
 
 Role = Literal["manager", "operations_manager", "handler", "contractor", "auditor"]
 Permission = Literal[
-    "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "manage_users", "audit"
+    "search",
+    "play",
+    "copy",
+    "export",
+    "instruct",
+    "hold",
+    "delete",
+    "preserve",
+    "manage_users",
+    "audit",
+    "incidents",
 ]
 
 ROLES: tuple[Role, ...] = ("manager", "operations_manager", "handler", "contractor", "auditor")
@@ -35,13 +45,16 @@ ROLE_LABELS: dict[str, str] = {
 #   to no one); export: make an export copy and record its provision and disposal; instruct: order
 #   (approve) an export made by someone else; hold: holds and disclosure requests; delete: deletion
 #   requests and clearing a clock-jump stop; preserve: external preservation; manage_users: accounts
-#   and key copies; audit: read the ledger, the retention report and catalogue, verify, print forms.
+#   and key copies; audit: read the ledger, the retention report and catalogue, verify, print forms;
+#   incidents: open an incident by hand, acknowledge one, print its report (Kawasaki 第7条).
 DEFAULT_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "manager": (
         "manage_users", "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "audit",
+        "incidents",
     ),
     "operations_manager": (
         "manage_users", "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "audit",
+        "incidents",
     ),
     "handler": ("search", "play", "copy", "export"),
     "contractor": ("export",),

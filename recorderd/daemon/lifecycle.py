@@ -24,6 +24,7 @@ from recorderd.config.summary import config_summary
 from recorderd.daemon.calls import CallManager
 from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
 from recorderd.daemon.events import Events
+from recorderd.daemon.incidentwatch import IncidentWatch
 from recorderd.daemon.metadata import MetadataWriter, utcnow
 from recorderd.daemon.monitor import Monitor
 from recorderd.daemon.recording import READ_LOW_WATER
@@ -155,6 +156,9 @@ class Daemon:
                 events_task = tg.create_task(self.events.run(), name="events")
                 monitor_task = tg.create_task(monitor.run(), name="monitor")
                 reaper_task = tg.create_task(reaper.run(), name="retention-reaper")
+                watch_task = tg.create_task(
+                    IncidentWatch(config, sessions, self.events).run(), name="incident-watch"
+                )
                 ami_task = None
                 if config.ami.enabled:
                     self.ami = AmiClient(
@@ -193,6 +197,7 @@ class Daemon:
                 writer_task.cancel()
                 monitor_task.cancel()
                 reaper_task.cancel()
+                watch_task.cancel()
                 await self.events.aclose()  # retained "offline (stopped)", bounded
                 events_task.cancel()
                 log.info("stopped", sealed_recordings=sealed, metadata_backlog=writer.backlog)

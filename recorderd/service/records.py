@@ -13,6 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recorderd.errors import AccessError
+from recorderd.incidents.checks import ledger_incident
 from recorderd.people.users import Actor
 from recorderd.records import disclosure, export, forms
 from recorderd.records.disclosure import OUTCOMES
@@ -199,7 +200,10 @@ def verify_ledger(svc: Service, who: Actor, checkpoints: Sequence[ledger.Checkpo
     with svc.door(who, "ledger.verify") as t:
         t.grant("viewed", detail={"what": "ledger verification", "checkpoints": len(checkpoints)})
         with svc.sessions() as s:
-            return ledger.verify(s, checkpoints)
+            found = ledger.verify(s, checkpoints)
+        if not found.ok:
+            ledger_incident(svc.sessions, found, at=svc.clock())
+        return found
 
 
 def checkpoint(
