@@ -25,6 +25,7 @@ from recorderd.errors import AccessError
 from recorderd.people.users import Actor, Forbidden
 from recorderd.records import package
 from recorderd.records.audio import call_path, decrypt_recording
+from recorderd.records.forms.sheet import wareki
 from recorderd.records.play import find_call, wav_bytes
 from storage import ledger, signing
 from storage.age import AgeKeyError, encrypt_bytes, parse_recipient
@@ -351,13 +352,21 @@ def _call_facts(row: Call, zone: dt.tzinfo) -> dict[str, Any]:
     }
 
 
+# The recipient's duties (松本市 要綱 第8条第2項 in its words; the other profiles ask the same).
+DUTIES = (
+    "1. 通話記録を無断で複製しないこと。\n"
+    "2. 目的以外の利用及び第三者への無断提供を行わないこと。\n"
+    "3. 目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却、消去等必要な"
+    "処理を行うこと。"
+)
+
+
 def notice_text(order: Order, request_id: str) -> str:
     return (
         f"出力データ／提供記録 {request_id}\n\n"
         f"提供先: {order.recipient}\n目的: {order.purpose}\n根拠: {order.legal_basis}\n"
-        f"返却・消去期限: {order.due:%Y年%m月%d日}\n\n遵守事項:\n{order.duties}\n"
-        "1. 通話記録を無断で複製しないこと。\n2. 目的以外の利用及び第三者への無断提供を行わないこと。\n"
-        "3. 目的を達成したときは、速やかにデータの返却、消去等必要な処理を行うこと。\n\n"
+        f"返却・消去期限: {wareki(order.due)}\n\n遵守事項:\n{order.duties}\n"
+        f"{DUTIES}\n\n"
         f"Export {request_id} for {order.recipient}. Purpose: {order.purpose}. Basis: {order.legal_basis}.\n"
         f"Return or delete by {order.due.isoformat()}. Do not copy, do not use for any other purpose, do not "
         "pass on.\nCheck integrity with: recorderctl export verify <this directory>\n"

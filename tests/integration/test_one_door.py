@@ -523,3 +523,77 @@ def test_toyonaka_extracts_only_on_the_two_step_instruction_and_the_form_shows_b
     row = next(line for line in lines if line.lstrip().startswith("1 "))
     assert "03-1111-2222" in row and "応対内容の確認" in row and "令和9年3月31日" in row, row
     assert "令和8年11月22日" in text and "9時55分～10時05分" in text  # the range the handler was given
+
+
+# -- Matsumoto (issue 11): every disposal on the 管理簿; counselling lines excluded both ways -------------
+def test_matsumoto_record_book_lists_a_routine_disposal(tmp_path: Path) -> None:
+    """第10条: 廃棄 is recorded, the reaper's routine deletion after 3 months (第7条第6項) too."""
+    import asyncio
+
+    from recorderd.retention.reaper import Reaper
+    from storage import erase, retention_log
+
+    inst = install("matsumoto", tmp_path)
+    svc = inst.svc
+    with svc.sessions() as s:
+        started = s.get(Call, inst.call).started_at  # type: ignore[union-attr]
+    # 22 Nov 2026 10:00 JST: day 1 = 23 Nov, kept through 22 Feb 2027, due 00:00 JST 23 Feb.
+    now = dt.datetime(2027, 2, 23, 1, 0, tzinfo=dt.UTC)
+    assert started.astimezone(svc.config.zone).date() == dt.date(2026, 11, 22)
+    clock = [dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)]  # the first pass: expiries, nothing due
+    reaper = Reaper(svc.config, svc.sessions, clock=lambda: clock[0])
+    assert asyncio.run(reaper.run_pass()).deleted == 0
+    clock[0] = now
+    with erase.immediate(svc.sessions) as s:
+        retention_log.set_time(s, "clock_confirmed_at", now)  # 3 months later: a person checked the clock
+    assert asyncio.run(reaper.run_pass()).deleted >= 1
+    with svc.sessions() as s:
+        gone = s.get(Call, inst.call)  # the audio, and (metadata = 3 months too) the row itself
+        assert gone is None or gone.audio_path is None
+    pdf = tmp_path / "book.pdf"
+    records.render_form(svc, inst.staff["manager"], "matsumoto", pdf)
+    text = _pdf_text(pdf)
+    row = next(line for line in text.splitlines() if "保管期間経過による消去" in line)
+    assert "廃棄" in row and "自動消去" in row and "令和9年2月23日" in row, row
+    assert "deletion" not in text and "request" not in text  # no English on the clerk's form
+
+
+@pytest.mark.parametrize("number", ["2999", "0263-00-0000"])
+def test_matsumoto_counselling_calls_are_excluded_in_both_directions(number: str) -> None:
+    """3(2) ※: inbound by the number called, outbound by the extension or trunk that places the call."""
+    from recorderd.config import load_config
+    from recorderd.daemon.policy import CallFacts, decide
+
+    config = load_config(PROFILES / "matsumoto.toml")
+    noon = dt.datetime(2026, 6, 10, 3, tzinfo=dt.UTC)
+    out = decide(config, CallFacts("outbound", number, "0312345678"), noon)
+    assert (out.action, out.keep_numbers, out.announcement) == ("exclude", False, None)
+    if number.startswith("0"):
+        inbound = decide(config, CallFacts("inbound", number, "0312345678"), noon)
+        assert (inbound.action, inbound.keep_numbers) == ("exclude", False)
+    # Another extension's outbound call is recorded (3(2): every external call).
+    assert decide(config, CallFacts("outbound", "201", "0312345678"), noon).action == "record"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_config_lists_every_placeholder(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from recorderd.cli.daemon import daemon_main
+
+    assert daemon_main(["check-config", str(PROFILES / f"{name}.toml")]) == 0
+    listed = [
+        x for x in capsys.readouterr().out.splitlines() if x.startswith("placeholder: replace before use")
+    ]
+    keys = {x.split(": ")[2].split(" at line")[0] for x in listed}
+    assert {"data_dir", "secret_file", "recipients"} <= keys, listed
+    text = (PROFILES / f"{name}.toml").read_text(encoding="utf-8")
+    marked = [x for x in text.splitlines() if not x.lstrip().startswith("#") and "# placeholder:" in x]
+    assert len(listed) == len(marked)  # each marked value, listed once
+
+
+def test_the_notice_gives_duty_3_in_full_and_a_reiwa_date() -> None:
+    from recorderd.records.export import notice_text
+
+    order = records.Order(["c"], "確認", "第9条 開示請求", "本人", "", dt.date(2027, 3, 31))
+    text = notice_text(order, "EX-1")
+    assert "目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却" in text
+    assert "返却・消去期限: 令和9年3月31日" in text and "2027年" not in text

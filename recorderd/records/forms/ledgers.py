@@ -113,12 +113,16 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
     return len(rows)
 
 
+_DUTIES = (
+    "(1)無断で複製しないこと (2)目的以外の利用及び第三者への無断提供を行わないこと "
+    "(3)目的を達成したとき又は目的が達成されないことが判明したときは、速やかに返却、消去等"
+)
 _KIND_LABEL = {
     "exported": "複製",
     "copied": "複製",
     "provided": "提供",
     "export_disposed": "廃棄",
-    "deleted": "消去",
+    "deleted": "廃棄",
 }
 
 
@@ -139,7 +143,9 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
         "備考",
     )
     rows = []
-    events = [e for e in data.of(*_KIND_LABEL) if e.kind != "deleted" or e.subject]  # deletions on request
+    # 第10条: 複製、提供、廃棄: every copy, every provision, every disposal of a copy and every deletion
+    # of a recording, routine (保管期間の経過, by the reaper) or on request.
+    events = data.of(*_KIND_LABEL)
     for n, e in enumerate(events, 1):
         origin = next((x for x in data.by_subject(e.subject) if x.kind == "exported"), e) if e.subject else e
         times, numbers = _calls(data, origin)
@@ -147,22 +153,27 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
         if e.kind == "copied":  # a copy to a file (a role with "copy"): its purpose is its ground
             d = {**d, "legal_basis": d.get("purpose", "")}
         to = e.detail.get("to") if e.kind == "provided" else d.get("recipient", "")
-        duties = "無断複製禁止・目的外利用禁止・返却又は消去" if e.kind in ("exported", "provided") else ""
-        how = _HOW.get(str(e.detail.get("how")), "")
-        note = how or e.detail.get("note") or e.detail.get("rule") or ""
+        duties = _DUTIES if e.kind in ("exported", "provided") else ""
+        label = _KIND_LABEL[e.kind]
+        note = str(e.detail.get("note") or "")
+        if e.kind == "export_disposed":
+            label = _HOW.get(str(e.detail.get("how")), label)  # a returned copy is 返却, not 廃棄
+        elif e.kind == "deleted":
+            routine = not e.subject and e.actor == "reaper"
+            note = "保管期間経過による消去" if routine else f"消去の申出による消去 {e.subject or ''}".strip()
         rows.append(
             (
                 str(n),
                 wareki(data.day(e)),
-                _KIND_LABEL[e.kind],
+                label,
                 times,
                 numbers,
                 str(d.get("legal_basis", "")),
                 str(to),
                 duties,
-                data.person(e.actor),
-                str(note),
+                "自動消去" if e.actor == "reaper" else data.name(e.actor),
+                note,
             )
         )
-    sheet.grid(headers, rows, (8, 27, 10, 41, 24, 34, 26, 34, 28, 20))
+    sheet.grid(headers, rows, (9, 27, 12, 30, 25, 31, 24, 44, 21, 38), size=7)
     return len(rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from recorderd.incidents import raise_incident
 from recorderd.records import export, forms
 from recorderd.records.forms.sheet import FormError, find_font, wareki
 from recorderd.service import Service, records
@@ -77,6 +78,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     ledger.append_committed(
         sessions, "deletion_refused", "kanri", call_id=other, subject="D-1", detail=refused
     )
+    raise_incident(sessions, "loss", "USBメモリの紛失", key="hand:1", actor="kanri")
     return site
 
 
@@ -115,7 +117,17 @@ EXPECTED = {
         "通話相手方電話番号",
         "03-1111-2222",
     ],
-    "matsumoto": ["通話記録管理簿", "複製", "提供", "廃棄", "個人情報保護法第69条第2項", "広聴課"],
+    # A copy disposed of by deletion is filed as 消去 (廃棄 is for recordings and destroyed media).
+    "matsumoto": [
+        "通話記録管理簿",
+        "複製",
+        "提供",
+        "消去",
+        "個人情報保護法第69条第2項",
+        "広聴課",
+        "判明したとき",
+    ],
+    "incident": ["事故報告書", "紛失", "USBメモリの紛失", "からの届出", "（未確認）"],
     "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "045-555-6666"],
     "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666"],
     "osaka-3": [
