@@ -68,7 +68,10 @@ def preservation_application(data: FormData, sheet: Sheet) -> int:
                 ("保存の理由", str(d.get("reason", ""))),
                 ("外部記憶媒体", str(d.get("medium", ""))),
                 ("保存期限", _date(d.get("expires_at"))),
-                ("申請者", data.person(e.actor)),
+                # 第6条第1項: the staff member applies to the 課長, who approves; the system knows the
+                # one who preserved, so the applicant signs by hand.
+                ("申請者（所属・氏名）", ""),
+                ("承認・保存実施", f"{data.name(e.actor)}　{wareki(data.day(e))}"),
                 ("整理番号", str(e.subject or d.get("entry", ""))),
             ]
         )
@@ -89,11 +92,12 @@ def deletion_application(data: FormData, sheet: Sheet) -> int:
         sheet.fields(
             [
                 *_call_rows(data, e),
+                ("申請者（氏名・連絡先）", str(e.detail.get("requester", ""))),
                 ("申出の受付番号", str(e.subject or "")),
                 ("処理結果", result),
                 ("理由・備考", str(e.detail.get("reason") or e.detail.get("rule") or "")),
                 ("処理日", wareki(data.day(e))),
-                ("処理者", data.person(e.actor)),
+                ("処理者", data.name(e.actor)),
             ]
         )
     return len(items)

@@ -168,3 +168,54 @@ def test_a_request_form_is_limited_to_that_request(site: Site, tmp_path: Path) -
     )
     with pytest.raises(FormError, match="unknown form"):
         forms.render("kyoto-9", site.sessions, site.config, tmp_path / "x.pdf")
+
+
+# What a clerk checks on paper: each label with its value on one line, dates in 令和, numbers hyphenated,
+# no line holding only a closing mark or a lone item number (read with pdftotext -layout).
+ON_ONE_LINE = {
+    "saitama-1": [
+        ("2 市役所側電話番号", "06-6858-5050"),
+        ("3 通話相手方電話番号", "03-1111-2222"),
+        ("4 利用目的", "応対内容の確認"),
+        ("5 根拠", "個人情報保護法第69条第2項"),
+        ("運用責任者（広聴課長）", "Kanri"),
+    ],
+    "saitama-2": [
+        ("2 市役所側電話番号", "06-6858-5050"),
+        ("3 通話相手方電話番号", "03-1111-2222"),
+        ("運営受託者", "Unyo"),
+        ("記録媒体", "DVD-R"),
+    ],
+    "osaka-1": [("保存の理由", "不当要求行為"), ("外部記憶媒体", "USB-01"), ("承認・保存実施", "Kanri")],
+    "osaka-2": [("申出の受付番号", "D-1"), ("処理者", "Kanri"), ("申請者（氏名・連絡先）", "")],
+    "osaka-3": [("対象の電話番号", "03-1111-2222")],
+    "incident": [("事故の種別", "紛失"), ("事故の内容", "USBメモリの紛失"), ("確認者", "（未確認）")],
+    "toyonaka-1": [("1", "令和"), ("1", "03-1111-2222"), ("1", "令和9年3月31日")],
+    "matsumoto": [("1", "複製"), ("1", "03-1111-2222")],
+}
+
+
+@pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext not installed (apt-get install poppler-utils)")
+@pytest.mark.parametrize("name", sorted(ON_ONE_LINE))
+def test_labels_and_values_share_a_line(site: Site, tmp_path: Path, name: str) -> None:
+    out = tmp_path / f"{name}.pdf"
+    forms.render(name, site.sessions, site.config, out)
+    text = subprocess.run(
+        [str(PDFTOTEXT), "-layout", str(out), "-"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    lines = text.splitlines()
+    for label, value in ON_ONE_LINE[name]:
+        assert any(x.lstrip().startswith(label) and value in x for x in lines), (name, label, value, text)
+    for x in lines:
+        bare = x.strip()
+        assert bare not in ("。", "、", "）") and not bare.isdigit() or bare == "", (name, x, text)
+    assert "2026年" not in text and "2027年" not in text  # 令和, not Western years
+    assert "0311112222" not in text  # hyphenated
+
+
+def test_kinsoku_never_starts_a_line_with_a_closing_mark() -> None:
+    from recorderd.records.forms.sheet import kinsoku_lines
+
+    lines = kinsoku_lines("あいうえお。", 5, len)  # five characters fit: "。" would be alone
+    assert lines == ["あいうえ", "お。"]
+    assert kinsoku_lines("あいう", 5, len) == ["あいう"]
