@@ -198,7 +198,7 @@ def cmd_disclosure_open(app: App) -> int:
         last=a.date_to,
         requester=a.requester,
         contact=a.contact or "",
-        identity_check=a.identity_check,
+        identity=service.IdentityCheck(a.id_document, a.id_number, tuple(a.matched_with or ())),
     )
     print(d.id)
     for call in d.calls:
@@ -318,7 +318,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     do.add_argument("--to", dest="date_to", type=local_date, required=True)
     do.add_argument("--requester", required=True, help="the requester's name")
     do.add_argument("--contact", help="address or other contact")
-    do.add_argument("--identity-check", required=True, help="how identity was checked, e.g. 運転免許証")
+    do.add_argument("--id-document", required=True, choices=service.ID_DOCUMENTS, help="本人確認書類")
+    do.add_argument("--id-number", required=True, help="the document's number (only its last 4 are kept)")
+    do.add_argument(
+        "--matched-with", action="append", choices=service.ID_MATCHES, help="also matched with (repeatable)"
+    )
     do.set_defaults(func=cmd_disclosure_open)
     dx = dc.add_parser("close", help="record the outcome and release the holds")
     who(dx)

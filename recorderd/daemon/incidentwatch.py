@@ -1,6 +1,6 @@
 """The daemon's incident watch (Kawasaki 第7条): scheduled checks, and every incident onto MQTT.
 
-- Every ``monitoring.verify_interval_s`` (default 6 h, and once at start-up) the ledger chain and
+- Every ``monitoring.verify_interval_s`` (default 6 h; the first a minute after start-up) the ledger chain and
   every recording file are verified, in a worker thread; a failure raises an incident.
 - A clock jump (the reaper's ``retention_clock_jump`` alert) raises an incident.
 - Every incident in the ledger, whoever raised it (a lockout at ``recorderctl`` sign-in, a refusal
@@ -28,6 +28,7 @@ from storage.models import LedgerRow
 log = structlog.get_logger("recorderd.incidents")
 
 POLL_S = 5.0  # how soon an incident raised elsewhere reaches MQTT
+STARTUP_DELAY_S = 60.0
 
 
 class IncidentWatch:
@@ -81,8 +82,9 @@ class IncidentWatch:
         with self.sessions() as s:
             self.started_seq = s.scalar(select(func.max(LedgerRow.seq))) or 0
         interval = self.config.monitoring.verify_interval_s
-        next_verify = 0.0
         loop = asyncio.get_running_loop()
+        # The first check a minute after start-up: starting calls come first.
+        next_verify = loop.time() + min(STARTUP_DELAY_S, interval)
         while True:
             try:
                 if loop.time() >= next_verify:

@@ -16,7 +16,9 @@ from recorderd.errors import AccessError
 from recorderd.incidents.checks import ledger_incident
 from recorderd.people.users import Actor
 from recorderd.records import disclosure, export, forms
-from recorderd.records.disclosure import OUTCOMES
+from recorderd.records.disclosure import DOCUMENTS as ID_DOCUMENTS
+from recorderd.records.disclosure import MATCHES as ID_MATCHES
+from recorderd.records.disclosure import OUTCOMES, IdentityCheck
 from recorderd.records.export import Order
 from recorderd.records.forms import FORMS
 from recorderd.records.package import verify as verify_package
@@ -26,7 +28,10 @@ from storage import ledger, signing
 
 __all__ = [
     "FORMS",
+    "ID_DOCUMENTS",
+    "ID_MATCHES",
     "OUTCOMES",
+    "IdentityCheck",
     "Order",
     "checkpoint",
     "close_disclosure",
@@ -125,7 +130,7 @@ def open_disclosure(
     last: dt.date,
     requester: str,
     contact: str,
-    identity_check: str,
+    identity: disclosure.IdentityCheck,
 ) -> disclosure.Disclosure:
     with svc.door(who, "disclosure.open"):
         return disclosure.open_request(
@@ -137,7 +142,7 @@ def open_disclosure(
             last=last,
             requester=requester,
             contact=contact,
-            identity_check=identity_check,
+            identity=identity,
         )
 
 

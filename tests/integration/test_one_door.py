@@ -161,7 +161,7 @@ INVOKE: dict[str, Invoke] = {
         last=dt.date(2026, 11, 30),
         requester="山田太郎",
         contact="",
-        identity_check="運転免許証",
+        identity=records.IdentityCheck("運転免許証", "123456789012", ("通話日時の申告",)),
     ),
     "disclosure.close": lambda i, who, r: records.close_disclosure(i.svc, who, "DR-none", "withdrawn", ""),
     "disclosure.list": lambda i, who, r: records.list_disclosures(i.svc, who),

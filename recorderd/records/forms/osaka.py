@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from recorderd.numbers import display
+from recorderd.records.disclosure import IdentityCheck
 from recorderd.records.forms.data import FormData, when
 from recorderd.records.forms.sheet import Sheet, wareki
 from storage import ledger
@@ -119,8 +120,8 @@ def disclosure_request(data: FormData, sheet: Sheet) -> int:
                 ("連絡先", str(d.get("contact", ""))),
                 ("対象の電話番号", display(str(d.get("number", ""))) or ""),
                 ("対象期間", f"{_date(d.get('from'))}〜{_date(d.get('to'))}"),
-                ("本人確認の方法", str(d.get("identity_check", ""))),
-                ("確認者", data.person(e.actor)),
+                ("本人確認の方法", IdentityCheck.text(d.get("identity_check", ""))),
+                ("確認者", data.name(str((d.get("identity_check") or {}).get("checked_by") or e.actor))),
                 ("該当する記録", f"{len(d.get('calls', []))}件（保存停止の措置済み）"),
                 ("開示の方法", "再生可能なシステム端末から再生し、請求者が聴取する"),
                 ("結果", outcome + (f"　{wareki(data.day(closed))}" if closed else "")),

@@ -62,7 +62,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         last=dt.date(2026, 11, 30),
         requester="山田太郎",
         contact="大阪市北区",
-        identity_check="運転免許証",
+        identity=records.IdentityCheck("運転免許証", "123456789012", ("通話日時の申告",)),
     )
     records.close_disclosure(svc, boss, opened.id, "disclosed", "窓口で再生")
     # What the retention side ledgers (storage/retention_log → ledger): a preservation and a deletion request.
@@ -188,7 +188,11 @@ ON_ONE_LINE = {
     ],
     "osaka-1": [("保存の理由", "不当要求行為"), ("外部記憶媒体", "USB-01"), ("承認・保存実施", "Kanri")],
     "osaka-2": [("申出の受付番号", "D-1"), ("処理者", "Kanri"), ("申請者（氏名・連絡先）", "")],
-    "osaka-3": [("対象の電話番号", "03-1111-2222")],
+    "osaka-3": [
+        ("対象の電話番号", "03-1111-2222"),
+        ("本人確認の方法", "運転免許証（番号末尾9012）"),
+        ("確認者", "Kanri"),
+    ],
     "incident": [("事故の種別", "紛失"), ("事故の内容", "USBメモリの紛失"), ("確認者", "（未確認）")],
     "toyonaka-1": [("1", "令和"), ("1", "03-1111-2222"), ("1", "令和9年3月31日")],
     "matsumoto": [("1", "複製"), ("1", "03-1111-2222")],
