@@ -597,3 +597,24 @@ def test_the_notice_gives_duty_3_in_full_and_a_reiwa_date() -> None:
     text = notice_text(order, "EX-1")
     assert "目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却" in text
     assert "返却・消去期限: 令和9年3月31日" in text and "2027年" not in text
+
+
+def test_saitama_export_copy_keeps_its_own_clock_and_the_raw_recording_its_own(tmp_path: Path) -> None:
+    """第4条第6項: the raw recording goes at the end of the month after its month (第1号); the output
+    data at the end of the fiscal year after the one it was made in (第2号), shown as such in the plan."""
+    inst = install("saitama", tmp_path)
+    made = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC)  # 10:00 JST, FY2026
+    inst.svc.clock = lambda: made
+    ops, contractor = inst.staff["operations_manager"], inst.staff["contractor"]
+    request = records.instruct_export(inst.svc, ops, _order(inst))
+    records.create_export(inst.svc, contractor, tmp_path / "out", instruction=request)
+    with inst.svc.sessions() as s:
+        [entry] = ledger.entries(s, kinds=["exported"], subject=request)
+    assert entry.detail["keep_until"] == "2028-03-31"  # made in FY2026 -> the end of FY2027
+    lines = retention.plan(inst.svc, ops, until=dt.date(2028, 4, 2), calls=True)
+    [copy] = [x for x in lines if "dispose export copy" in x]
+    assert copy.startswith("2028-04-01") and request in copy
+    assert "the end of the fiscal year after the fiscal year of the day the copy is made" in copy
+    # The call (22 Nov 2026) is still deleted at the end of December, its own rule, export or not.
+    raw = [x for x in lines if x.startswith("2027-01-01") and "delete" in x]
+    assert raw and "policy raw" in raw[0], lines
