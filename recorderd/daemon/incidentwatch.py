@@ -23,6 +23,7 @@ from recorderd.config import Config
 from recorderd.daemon.events import Events, utcnow
 from recorderd.incidents import incidents, raise_incident
 from recorderd.incidents.checks import run_checks
+from storage import ledger
 from storage.models import LedgerRow
 
 log = structlog.get_logger("recorderd.incidents")
@@ -42,22 +43,35 @@ class IncidentWatch:
     ) -> None:
         self.config, self.sessions, self.events, self.clock = config, sessions, events, clock
         self.published: set[str] = set()
-        self.started_seq = (
-            0  # incidents before start-up were published by an earlier run (or never: see below)
-        )
+        self.last_seq: int | None = None  # the ledger row read up to; None: not yet started
 
     def publish_new(self) -> list[str]:
-        """Publish every incident not yet published; returns their IDs. Open ones from before the
-        start are published again at start-up, like open alerts on reconnect."""
+        """Publish every incident raised since the last call; returns their IDs. The first call
+        publishes the incidents still open from before (like open alerts after a reconnect); later
+        calls read only the ledger rows added since (a primary-key range, cheap every few seconds
+        even under a ledger of millions of rows)."""
+        with self.sessions() as s:
+            top = s.scalar(select(func.max(LedgerRow.seq))) or 0
+            if self.last_seq is None:
+                found = [i.raised for i in incidents(self.sessions, open_only=True)]
+            else:
+                found = ledger.entries(s, kinds=["incident_raised"], after=self.last_seq, through=top)
+        self.last_seq = top
         fresh = []
-        for i in incidents(self.sessions):
-            if i.id in self.published or (not i.open and i.raised.seq <= self.started_seq):
+        for e in found:
+            if e.subject in self.published:
                 continue
-            self.published.add(i.id)
+            self.published.add(str(e.subject))
+            d = e.detail
             self.events.alert(
-                "incident", transient=True, id=i.id, incident_kind=i.kind, summary=i.summary, open=i.open
+                "incident",
+                transient=True,
+                id=e.subject,
+                incident_kind=d.get("kind"),
+                summary=d.get("summary"),
+                automatic=d.get("automatic"),
             )
-            fresh.append(i.id)
+            fresh.append(str(e.subject))
         return fresh
 
     def check_clock(self) -> None:
@@ -79,8 +93,6 @@ class IncidentWatch:
         return failed
 
     async def run(self) -> None:
-        with self.sessions() as s:
-            self.started_seq = s.scalar(select(func.max(LedgerRow.seq))) or 0
         interval = self.config.monitoring.verify_interval_s
         loop = asyncio.get_running_loop()
         # The first check a minute after start-up: starting calls come first.
