@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import phonenumbers
+
 # Separators people write inside numbers. NFKC already folds full-width forms into these.
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―ー().・/]")
 _VALID = re.compile(r"[0-9*#]+")
@@ -44,3 +46,20 @@ def mask(number: str | None, *, full: bool = False) -> str | None:
         return number
     keep_head = 3 if len(number) >= 9 else 2
     return number[:keep_head] + "*" * (len(number) - keep_head - 2) + number[-2:]
+
+
+def display(number: str | None) -> str | None:
+    """A number as a clerk writes it on a form: 03-1111-2222, 0263-34-3000, 090-1234-5678.
+
+    Where the hyphens go depends on the area code's length, which only the numbering plan knows:
+    libphonenumber's (the ``phonenumbers`` package) Japanese metadata. Extensions and anything it
+    cannot parse are shown as they are.
+    """
+    canonical = normalise(number)
+    if canonical is None or len(canonical) < 10 or not canonical.startswith("0"):
+        return canonical if canonical is not None else number
+    try:
+        parsed = phonenumbers.parse(canonical, "JP")
+    except phonenumbers.NumberParseException:
+        return canonical
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))

@@ -59,15 +59,16 @@ _ATTEMPTS = 20
 
 # The vocabulary. A kind outside it is a programming error, caught before anything is written.
 _DAEMON = ("recording_created", "recording_finalised", "config_loaded")
-_ACCESS = ("searched", "viewed", "played", "copied", "access_denied", "export_instructed", "exported",
-           "export_sealed", "export_failed", "provided", "export_disposed", "disclosure_opened",
+_ACCESS = ("searched", "viewed", "played", "copied", "access_denied", "export_instructed", "export_relayed",
+           "exported", "export_sealed", "export_failed", "provided", "export_disposed", "disclosure_opened",
            "disclosure_closed")  # fmt: skip
 _PEOPLE = ("user_added", "user_changed", "password_changed", "login_failed", "account_locked", "key_granted",
            "key_revoked", "keys_destroyed", "signing_key_created", "checkpoint")  # fmt: skip
+_INCIDENTS = ("incident_raised", "incident_acknowledged")  # recorderd/incidents (issue 11)
 # storage/retention_log.py chains these (retention_event below):
 _RETENTION = ("deleted", "deletion_refused", "metadata_purged", "moved", "held", "hold_released", "preserved",
               "policy_changed", "clock_confirmed")  # fmt: skip
-KINDS = frozenset(_DAEMON + _ACCESS + _PEOPLE + _RETENTION)
+KINDS = frozenset(_DAEMON + _ACCESS + _PEOPLE + _RETENTION + _INCIDENTS)
 
 
 class LedgerConflict(Exception):
@@ -273,9 +274,16 @@ def entries(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: int | None = None,
+    after: int | None = None,
+    through: int | None = None,
 ) -> list[Entry]:
-    """Entries in ledger order, filtered. Times compare as UTC ISO text (the stored format)."""
+    """Entries in ledger order, filtered. Times compare as UTC ISO text (the stored format);
+    ``after``/``through`` bound the sequence numbers (a range of the primary key: cheap to poll)."""
     q = select(LedgerRow)
+    if after is not None:
+        q = q.where(LedgerRow.seq > after)
+    if through is not None:
+        q = q.where(LedgerRow.seq <= through)
     if kinds is not None:
         q = q.where(LedgerRow.kind.in_(list(kinds)))
     if call_ids is not None:

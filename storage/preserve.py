@@ -40,8 +40,8 @@ class Request:
     by: str
     reason: str
     reference: str | None
-    policy: str  # the call's policy from now on
-    expires_at: dt.datetime  # of the copy, and (if later than before) of the call's own audio
+    policy: str  # the copy's policy (the call's own audio keeps its own)
+    expires_at: dt.datetime  # of the copy only: preserving never extends the call's own audio
 
 
 def live_copies(session: Session, call_id: str) -> list[Preservation]:
@@ -100,9 +100,8 @@ def preserve(
         )
         s.add(entry)
         s.flush()
-        before = row.expires_at
-        row.preserved_at, row.retention_policy, row.move_at = now, req.policy, None
-        row.expires_at = max(req.expires_at, before) if before is not None else req.expires_at
+        # The copy is a separate object with its own clock; the call's own audio keeps its expiry.
+        row.preserved_at = now
         retention_log.append(
             s,
             at=now,
@@ -118,8 +117,8 @@ def preserve(
                 "sha256": digest,
                 "bytes": size,
                 "reason": req.reason,
-                "expires_before": before,
-                "expires_at": row.expires_at,
+                "copy_expires_at": req.expires_at,
+                "audio_expires_at": row.expires_at,
             },
         )
     _catalogue_line(store_dir, entry)

@@ -5,17 +5,25 @@ any zone) and the municipality's zone go in; aware UTC instants come out. Every 
 about *local calendar days* in that zone, because the regulations are (see docs/retention.md):
 
 * a period names its **last day**: the recording is kept through the whole of that local day and
-  is due at 00:00 of the next local day (the ``expiry``);
-* ``days`` / ``months`` / ``years`` count from **day 1**, which is the recording day or, for
-  "翌日から起算して" (Kawasaki), the day after it;
-* ``months`` / ``years`` end on the day before the corresponding day N months later, or on the last
-  day of that month when it has no corresponding day (Civil Code art. 143: 1 Dec + 3 months ends
-  28/29 Feb, and 30 Nov + 3 months also ends 28/29 Feb);
-* ``month_end`` N: the last day of the Nth month after the month of day 1 (Saitama: N = 1);
-* ``fiscal_year_end`` N: the last day of the Nth fiscal year after the one holding day 1
+  is due at 00:00 of the next local day (the ``expiry``; 民法第141条: a period ends at the end of
+  its last day);
+* ``days`` / ``months`` / ``years`` count from **day 1**. By default (``day_one = "civil"``, 民法
+  第140条) the day of the anchor is not counted unless the anchor is exactly 00:00 local: a call
+  at 10:00 on 1 March has day 1 = 2 March. A regulation's own words beat the default:
+  ``"next_day"`` ("翌日から起算して", Kawasaki: always the next day) or ``"same_day"`` ("…の日から
+  起算して": the anchor's day counts);
+* ``months`` / ``years`` run by the calendar (民法第143条): they end on the day before the day of
+  month N months after day 1 that corresponds to it, or on the last day of that month when it has no
+  such day (day 1 = 30 Aug, 6 months: no 30 Feb, so 28/29 Feb);
+* ``month_end`` N: the last day of the Nth month after the month holding the anchor's day (Saitama
+  "記録した日の属する月の翌月末": N = 1); no day is left out, the words name the day's month;
+* ``fiscal_year_end`` N: the last day of the Nth fiscal year after the one holding the anchor's day
   (Saitama output data: N = 1; Japan's fiscal year starts on 1 April).
 
-Tiers chain: each tier's day 1 is the day after the previous tier's last day.
+Tiers chain by default: a tier's day 1 is the day after the previous tier's last day (the move is
+at 00:00, so that day counts). A tier with ``counted_from = "anchor"`` instead ends where the sum of
+its and the earlier periods, counted from the anchor, ends (Osaka: move at 6 months and delete at 12
+months, both from the recording).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Unit = Literal["days", "months", "years", "month_end", "fiscal_year_end"]
-DayOne = Literal["same_day", "next_day"]
+DayOne = Literal["civil", "same_day", "next_day"]
+CountedFrom = Literal["previous", "anchor"]
 UNITS: tuple[Unit, ...] = ("days", "months", "years", "month_end", "fiscal_year_end")
 PRIMARY = "primary"  # the store name of the data directory itself
 
@@ -35,11 +44,15 @@ PRIMARY = "primary"  # the store name of the data directory itself
 class Period:
     unit: Unit
     count: int
-    day_one: DayOne = "same_day"
+    day_one: DayOne = "civil"
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
             raise ValueError(f"unknown period unit {self.unit!r}")
+        if self.day_one not in ("civil", "same_day", "next_day"):
+            raise ValueError(f"unknown day_one {self.day_one!r}")
+        if self.day_one != "civil" and self.unit in ("month_end", "fiscal_year_end"):
+            raise ValueError(f"day_one applies to days, months and years, not {self.unit}")
         lowest = 0 if self.unit in ("month_end", "fiscal_year_end") else 1
         if self.count < lowest:
             raise ValueError(f"{self.unit} must be >= {lowest}, got {self.count}")
@@ -49,6 +62,13 @@ class Period:
 class Tier:
     store: str  # where the recording lives during this tier
     keep: Period
+    # "previous": day 1 is the day after the previous tier's last day. "anchor": this tier ends where
+    # the earlier periods plus this one, counted together from the anchor, end (same unit only).
+    counted_from: CountedFrom = "previous"
+
+    def __post_init__(self) -> None:
+        if self.counted_from not in ("previous", "anchor"):
+            raise ValueError(f"unknown counted_from {self.counted_from!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +78,18 @@ class Policy:
     name: str
     keep: Period
     tiers: tuple[Tier, ...] = ()
+
+    def __post_init__(self) -> None:
+        periods = [self.keep]
+        for tier in self.tiers:
+            if tier.counted_from == "anchor" and any(
+                (p.unit, p.day_one) != (tier.keep.unit, tier.keep.day_one) for p in periods
+            ):
+                raise ValueError(
+                    f"tier {tier.store}: counted from the anchor, it needs the same unit and day_one "
+                    "as every period before it"
+                )
+            periods.append(tier.keep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +182,19 @@ def day_end(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
 
 
+def first_day(period: Period, anchor: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    """Day 1 of ``period`` counted from ``anchor`` (民法第140条 unless the period says otherwise)."""
+    local = anchor.astimezone(zone) if anchor.tzinfo is not None else None
+    if local is None:
+        raise ValueError("retention needs an aware datetime (UTC from the database)")
+    day = local.date()
+    if period.unit in ("month_end", "fiscal_year_end") or period.day_one == "same_day":
+        return day
+    if period.day_one == "civil" and local.time() == dt.time():
+        return day  # art. 140 proviso: a period starting at 00:00 counts its first day
+    return day + dt.timedelta(days=1)
+
+
 def schedule(
     policy: Policy, anchor: dt.datetime, zone: dt.tzinfo, *, fiscal_year_start_month: int = 4
 ) -> Schedule:
@@ -157,14 +202,22 @@ def schedule(
 
     ``anchor`` is the recording's start, or the preservation instant for a preservation policy.
     """
-    first = local_day(anchor, zone)
+    first = first_day(policy.keep, anchor, zone)
+    day1 = first
+    total = 0
     stages = []
-    for store, period in ((PRIMARY, policy.keep), *((t.store, t.keep) for t in policy.tiers)):
-        if period.day_one == "next_day":
-            first += dt.timedelta(days=1)
-        end = last_day(period, first, fiscal_year_start_month)
-        stages.append(Stage(store, end, day_end(end, zone)))
-        first = end + dt.timedelta(days=1)
+    tiers = (Tier(PRIMARY, policy.keep), *policy.tiers)
+    for tier in tiers:
+        period = tier.keep
+        total += period.count
+        if tier.counted_from == "anchor":
+            end = last_day(Period(period.unit, total, period.day_one), day1, fiscal_year_start_month)
+        else:
+            if period.day_one == "next_day" and tier is not tiers[0]:
+                first += dt.timedelta(days=1)
+            end = last_day(period, first, fiscal_year_start_month)
+        stages.append(Stage(tier.store, end, day_end(end, zone)))
+        first = end + dt.timedelta(days=1)  # the move is at 00:00 of this day: it counts (art. 140)
     return Schedule(tuple(stages))
 
 
@@ -177,26 +230,41 @@ def expiry(
     ).expires_at
 
 
-def describe_period(period: Period, counted_from: str = "the recording day") -> str:
-    """How a period reads in a plan or report ("31 days counted from the recording day")."""
+def describe_period(period: Period, counted_from: str = "the recording") -> str:
+    """How a period reads in a plan or report ("31 days from the recording, its day not counted")."""
     n = period.count
     if period.unit == "month_end":
-        month = {0: "the recording month", 1: "the month after the recording month"}
-        return f"to the end of {month.get(n, f'the {_nth(n)} month after the recording month')}"
+        month = {0: "the month", 1: "the month after the month"}
+        what = month.get(n, f"the {_nth(n)} month after the month")
+        return f"to the end of {what} of {counted_from}"
     if period.unit == "fiscal_year_end":
-        year = {0: "the recording's fiscal year", 1: "the fiscal year after the recording's"}
-        fy = year.get(n, f"the {_nth(n)} fiscal year after the recording's")
-        return f"to the end of {fy}"
-    if period.day_one == "next_day":
-        counted_from = f"the day after {counted_from}"
+        year = {0: "the fiscal year", 1: "the fiscal year after the fiscal year"}
+        fy = year.get(n, f"the {_nth(n)} fiscal year after the fiscal year")
+        return f"to the end of {fy} of {counted_from}"
     unit = period.unit if n != 1 else period.unit[:-1]
-    return f"{n} {unit} counted from {counted_from}"
+    how = {
+        "civil": "its day not counted (民法第140条)",
+        "next_day": "counted from the next day",
+        "same_day": "its day counted",
+    }[period.day_one]
+    return f"{n} {unit} from {counted_from}, {how}"
 
 
-def describe_policy(policy: Policy) -> str:
-    text = describe_period(policy.keep)
+def describe_policy(policy: Policy, counted_from: str = "the recording") -> str:
+    text = describe_period(policy.keep, counted_from)
+    total = policy.keep.count
     for tier in policy.tiers:
-        text += f", then {describe_period(tier.keep, 'the move')} in {tier.store}"
+        total += tier.keep.count
+        if tier.counted_from == "anchor":
+            whole = Period(tier.keep.unit, total, tier.keep.day_one)
+            text += f", then in {tier.store} until {describe_period(whole, counted_from)}"
+        else:  # the move is at 00:00, so its day counts (art. 140 proviso)
+            keep = (
+                tier.keep
+                if tier.keep.day_one != "civil"
+                else Period(tier.keep.unit, tier.keep.count, "same_day")
+            )
+            text += f", then {describe_period(keep, 'the move at 00:00')} in {tier.store}"
     return text
 
 

@@ -35,6 +35,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "recorderd.config": ("storage", "recorderd.numbers", "recorderd.errors"),
     "recorderd.retention": ("storage", "recorderd.config", *_LEAVES),
     "recorderd.people": ("storage", "recorderd.config", *_LEAVES),
+    "recorderd.incidents": ("storage", "recorderd.config", *_LEAVES),
     "recorderd.records": ("storage", "recorderd.config", "recorderd.people", "recorderd.retention", *_LEAVES),
     "recorderd.daemon": (
         "pbx",
@@ -42,11 +43,13 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "announce",
         "recorderd.config",
         "recorderd.retention",
+        "recorderd.incidents",
         *_LEAVES,
     ),
     "recorderd.service": (
         "storage",
         "recorderd.config",
+        "recorderd.incidents",
         "recorderd.people",
         "recorderd.records",
         "recorderd.retention",

@@ -68,6 +68,14 @@ def exit_code(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+def local_time(text: str) -> dt.datetime:
+    """A local date and time, "YYYY-MM-DD HH:MM" (naive: the command puts it in the configured zone)."""
+    try:
+        return dt.datetime.fromisoformat(text.strip().replace("/", "-"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date and time (YYYY-MM-DD HH:MM): {text!r}") from exc
+
+
 def local_date(text: str) -> dt.date:
     """A calendar date as people in Japan write it on the command line: YYYY-MM-DD (also YYYY/MM/DD).
     It names a day in the configured zone (Asia/Tokyo), never a UTC day."""

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from announce import prepare
-from recorderd.cli import calls, people, records, retention
+from recorderd.cli import calls, incidents, people, records, retention
 from recorderd.cli.common import App, run
 from recorderd.cli.status import report
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     people.register(sub)  # keys init, users, keyring
     records.register(sub)  # ledger, export, forms, disclosure
     retention.register(sub)  # retention, holds
+    incidents.register(sub)  # incidents list|open|ack|report
 
     st = sub.add_parser("status", help="daemon up and healthy? PBX link, calls, disk, alerts (exit 1 if not)")
     st.add_argument("--json", action="store_true", help="the daemon's status file and the measured figures")

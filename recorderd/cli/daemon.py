@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -126,7 +127,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for what in checked.not_checked:
         print(f"  not checked here: {what}")
     print("\n".join(describe(config)))
+    for line in placeholders(Path(args.file).read_text(encoding="utf-8")):
+        print(line)
     return 0
+
+
+_PLACEHOLDER = re.compile(r"^\s*([A-Za-z0-9_.\-\"]+)\s*=.*#\s*placeholder\b:?\s*(.*)$", re.IGNORECASE)
+
+
+def placeholders(text: str) -> list[str]:
+    """Values the file marks "# placeholder: why" (the shipped profiles do): each must be replaced."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _PLACEHOLDER.match(line)
+        if m:
+            why = f" ({m.group(2).strip()})" if m.group(2).strip() else ""
+            out.append(f"placeholder: replace before use: {m.group(1)} at line {n}{why}")
+    return out
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from recorderd.cli.common import EXIT_CHECK_FAILED, App, local_date, who
+from recorderd.cli.common import EXIT_CHECK_FAILED, App, local_date, local_time, who
 from recorderd.config import Config
 from recorderd.errors import AccessError
 from recorderd.service import UserError
@@ -127,6 +127,15 @@ def cmd_export_instruct(app: App) -> int:
     return 0
 
 
+def cmd_export_relay(app: App) -> int:
+    a, svc = app.args, app.service()
+    first, last = (t.replace(tzinfo=svc.config.zone) for t in (a.calls_from, a.calls_to))
+    service.relay_export(svc, app.sign_in(), a.instruction, a.handler, first, last)
+    span = f"{a.calls_from:%Y-%m-%d %H:%M} - {a.calls_to:%Y-%m-%d %H:%M}"
+    print(f"{a.instruction}: passed on to {a.handler} ({span})")
+    return 0
+
+
 def cmd_export_create(app: App) -> int:
     a = app.args
     order = None if a.instruction else _order(a)
@@ -213,7 +222,7 @@ def cmd_disclosure_open(app: App) -> int:
         last=a.date_to,
         requester=a.requester,
         contact=a.contact or "",
-        identity_check=a.identity_check,
+        identity=service.IdentityCheck(a.id_document, a.id_number, tuple(a.matched_with or ())),
     )
     print(d.id)
     for call in d.calls:
@@ -278,6 +287,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who(ins)
     _order_args(ins)
     ins.set_defaults(func=cmd_export_instruct)
+    rel = ex.add_parser(
+        "relay",
+        help="pass an instruction on to a named handler, with the calls' date and time (Toyonaka 第8条第2項)",
+    )
+    who(rel)
+    rel.add_argument("instruction", help="the request ID of the manager's instruction")
+    rel.add_argument("--handler", required=True, help="the person ID of the handler who is to extract")
+    rel.add_argument("--calls-from", type=local_time, required=True, help="YYYY-MM-DD HH:MM (local)")
+    rel.add_argument("--calls-to", type=local_time, required=True, help="YYYY-MM-DD HH:MM (local)")
+    rel.set_defaults(func=cmd_export_relay)
     cr = ex.add_parser("create", help="make an export package (on an instruction, or with its details)")
     who(cr)
     cr.add_argument("--instruction", help="the request ID of the instruction to carry out")
@@ -328,7 +347,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     do.add_argument("--to", dest="date_to", type=local_date, required=True)
     do.add_argument("--requester", required=True, help="the requester's name")
     do.add_argument("--contact", help="address or other contact")
-    do.add_argument("--identity-check", required=True, help="how identity was checked, e.g. 運転免許証")
+    do.add_argument("--id-document", required=True, choices=service.ID_DOCUMENTS, help="本人確認書類")
+    do.add_argument("--id-number", required=True, help="the document's number (only its last 4 are kept)")
+    do.add_argument(
+        "--matched-with", action="append", choices=service.ID_MATCHES, help="also matched with (repeatable)"
+    )
     do.set_defaults(func=cmd_disclosure_open)
     dx = dc.add_parser("close", help="record the outcome and release the holds")
     who(dx)

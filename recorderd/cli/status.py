@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config
+from recorderd.service.incidents import open_incident_lines
 from recorderd.statusfile import StatusUnavailable, daemon_up, read_status, staleness, status_exit_code
 from storage.db import readonly_sessions
 from storage.files import disk_usage
@@ -182,11 +183,16 @@ def report(config: Config, *, now: dt.datetime | None = None) -> tuple[dict[str,
     except StatusUnavailable as exc:
         status, up = None, (False, str(exc))
     volume = None
+    incidents: list[str] = []
     with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
         sessions = readonly_sessions(config.db_url)
         if sessions is not None:
             volume = catalogue_volume(sessions, now)
+            incidents = open_incident_lines(sessions, config.zone)
     lines = format_status(status, now=now, zone=config.zone, up=up, data_dir=config.data_dir, volume=volume)
+    # Open until a person with the "incidents" permission acknowledges them (recorderctl incidents ack).
+    lines.append(_row("open incidents", str(len(incidents)) if incidents else "none"))
+    lines += [f"  {line}" for line in incidents]
     free, total = disk_usage(config.data_dir)
     summary: dict[str, Any] = {
         "up": up[0],
@@ -194,5 +200,6 @@ def report(config: Config, *, now: dt.datetime | None = None) -> tuple[dict[str,
         "disk": {"free_bytes": free, "total_bytes": total},
         "volume": None if volume is None else vars(volume),
         "status": status,
+        "open_incidents": incidents,
     }
-    return summary, lines, status_exit_code(status, up[0])
+    return summary, lines, max(status_exit_code(status, up[0]), 1 if incidents else 0)

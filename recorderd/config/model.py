@@ -240,6 +240,9 @@ class MonitoringConfig(Strict):
     # The metadata writer stalled (database locked or failing) or the database unreachable for longer
     # than this: stop the watchdog pings, so systemd restarts the service (WatchdogSec=).
     stall_bound_s: StrictFloat = Field(300.0, gt=0)
+    # The ledger chain and every recording file are verified this often (and at start-up); a failure
+    # raises an incident (Kawasaki 第7条, recorderd/daemon/incidentwatch.py).
+    verify_interval_s: StrictFloat = Field(21600.0, gt=0)
 
 
 class Config(Strict):

@@ -17,7 +17,17 @@ from recorderd.config.base import Strict
 
 Role = Literal["manager", "operations_manager", "handler", "contractor", "auditor"]
 Permission = Literal[
-    "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "manage_users", "audit"
+    "search",
+    "play",
+    "copy",
+    "export",
+    "instruct",
+    "hold",
+    "delete",
+    "preserve",
+    "manage_users",
+    "audit",
+    "incidents",
 ]
 
 ROLES: tuple[Role, ...] = ("manager", "operations_manager", "handler", "contractor", "auditor")
@@ -35,13 +45,16 @@ ROLE_LABELS: dict[str, str] = {
 #   to no one); export: make an export copy and record its provision and disposal; instruct: order
 #   (approve) an export made by someone else; hold: holds and disclosure requests; delete: deletion
 #   requests and clearing a clock-jump stop; preserve: external preservation; manage_users: accounts
-#   and key copies; audit: read the ledger, the retention report and catalogue, verify, print forms.
+#   and key copies; audit: read the ledger, the retention report and catalogue, verify, print forms;
+#   incidents: open an incident by hand, acknowledge one, print its report (Kawasaki 第7条).
 DEFAULT_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "manager": (
         "manage_users", "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "audit",
+        "incidents",
     ),
     "operations_manager": (
         "manage_users", "search", "play", "copy", "export", "instruct", "hold", "delete", "preserve", "audit",
+        "incidents",
     ),
     "handler": ("search", "play", "copy", "export"),
     "contractor": ("export",),
@@ -90,6 +103,18 @@ class ExportPolicy(Strict):
     fiscal_year_start_month: StrictInt = Field(4, ge=1, le=12)
     # Legal bases an export may cite; empty means any text.
     legal_bases: list[str] = []
+    # The chain of instruction, as the regulation writes it: each role instructs the next, the last
+    # carries the export out. Toyonaka 第8条: ["manager", "operations_manager", "handler"] (the
+    # manager instructs the operations manager, who names a handler and the calls' date and time);
+    # Saitama 第4条第2項: ["operations_manager", "contractor"]. Empty: two_person alone decides.
+    chain: list[Role] = []
+
+    @field_validator("chain")
+    @classmethod
+    def _chain(cls, value: list[str]) -> list[str]:
+        if value and (len(value) < 2 or len(set(value)) != len(value)):
+            raise ValueError("chain: at least two different roles, the one who instructs first")
+        return value
 
     @field_validator("formats")
     @classmethod

@@ -33,14 +33,16 @@ class PeriodConfig(Strict):
     years: StrictInt | None = Field(None, ge=1)
     month_end: StrictInt | None = Field(None, ge=0)  # 1: to the end of the month after the recording month
     fiscal_year_end: StrictInt | None = Field(None, ge=0)  # 1: to the end of the next fiscal year
-    day_one: Literal["same_day", "next_day"] = "same_day"
+    # "civil": 民法第140条 (the anchor's day is not counted unless the anchor is 00:00); "next_day":
+    # the words "翌日から起算して"; "same_day": the words "…日から起算して" (the day itself counts).
+    day_one: Literal["civil", "same_day", "next_day"] = "civil"
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PeriodConfig:
         given = [u for u in _UNITS if getattr(self, u) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(_UNITS)} (got {', '.join(given) or 'none'})")
-        if self.day_one == "next_day" and given[0] not in _COUNTED:
+        if self.day_one != "civil" and given[0] not in _COUNTED:
             raise ValueError(f"day_one applies to days, months and years, not {given[0]}")
         return self
 
@@ -51,7 +53,10 @@ class PeriodConfig(Strict):
 
 class TierConfig(Strict):
     store: str  # a name under [retention.stores]
-    keep: PeriodConfig  # counted from the day the recording moves there
+    keep: PeriodConfig
+    # "move": counted from the day the recording moves there; "recording": this period is added to
+    # the earlier ones and the whole is counted from the recording (Osaka: move at 6, delete at 12).
+    counted_from: Literal["move", "recording"] = "move"
 
 
 class PolicyConfig(Strict):
@@ -96,6 +101,10 @@ class RetentionConfig(Strict):
             for tier in pol.tiers:
                 if tier.store not in self.stores:
                     raise ValueError(f"policies.{name}: store {tier.store!r} is not under [retention.stores]")
+            try:
+                self.policy(name)
+            except ValueError as e:
+                raise ValueError(f"policies.{name}: {e}") from None
         if self.default is not None:
             self.require(self.default, "default")
         if self.preservation is not None:
@@ -115,7 +124,10 @@ class RetentionConfig(Strict):
 
     def policy(self, name: str) -> Policy:
         pol = self.policies[name]
-        tiers = tuple(Tier(t.store, t.keep.period()) for t in pol.tiers)
+        tiers = tuple(
+            Tier(t.store, t.keep.period(), "anchor" if t.counted_from == "recording" else "previous")
+            for t in pol.tiers
+        )
         return Policy(name, pol.keep.period(), tiers)
 
     def store_dir(self, store: str | None, data_dir: Path) -> Path:

@@ -28,6 +28,7 @@ from recorderd.daemon.checkpoints import Checkpointer
 from recorderd.daemon.checks import StartupError, check_config
 from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
 from recorderd.daemon.events import Events
+from recorderd.daemon.incidentwatch import IncidentWatch
 from recorderd.daemon.metadata import MetadataWriter, utcnow
 from recorderd.daemon.monitor import Monitor
 from recorderd.daemon.recording import READ_LOW_WATER
@@ -152,6 +153,9 @@ class Daemon:
                 checkpointer = Checkpointer(config, sessions, writer, self.events)
                 self.checkpointer = checkpointer
                 checkpoint_task = tg.create_task(checkpointer.run(), name="ledger-checkpoints")
+                watch_task = tg.create_task(
+                    IncidentWatch(config, sessions, self.events).run(), name="incident-watch"
+                )
                 ami_task = None
                 if config.ami.enabled:
                     self.ami = AmiClient(
@@ -196,6 +200,7 @@ class Daemon:
                 writer_task.cancel()
                 monitor_task.cancel()
                 reaper_task.cancel()
+                watch_task.cancel()
                 await self.events.aclose()  # retained "offline (stopped)", bounded
                 events_task.cancel()
                 log.info("stopped", sealed_recordings=sealed, metadata_backlog=writer.backlog)

@@ -11,13 +11,13 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from recorderd.errors import AccessError
 from storage.audio import au_to_wav, parse_au
-from storage.catalog import with_audio
+from storage.integrity import VerifyProblem, verify_catalogue  # re-exported: recorderctl verify
 from storage.models import Call
-from storage.vault import decrypt_file, salvage, sha256_file
+from storage.vault import decrypt_file, salvage
+
+__all__ = ["Decrypted", "VerifyProblem", "call_path", "decrypt_recording", "export_wav", "verify_catalogue"]
 
 
 @dataclass(frozen=True)
@@ -44,33 +44,6 @@ def export_wav(path: Path, identities: list[str], out: Path) -> Decrypted:
     parse_au(dec.au)  # validate before writing anything
     au_to_wav(dec.au, out)
     return dec
-
-
-@dataclass(frozen=True)
-class VerifyProblem:
-    call_id: str
-    path: str
-    problem: str
-
-
-def verify_catalogue(session: Session, data_dir: Path) -> tuple[int, list[VerifyProblem]]:
-    """Re-hash every recording file against the catalogue. Returns (files checked, problems)."""
-    checked, problems = 0, []
-    for row in with_audio(session):
-        assert row.audio_path is not None
-        path = data_dir / row.audio_path
-        if row.status == "recording":
-            continue  # still being written
-        checked += 1
-        if not path.exists():
-            problems.append(VerifyProblem(row.id, str(path), "file missing"))
-        elif row.audio_sha256 is None:
-            problems.append(VerifyProblem(row.id, str(path), "no hash in catalogue"))
-        elif sha256_file(path) != row.audio_sha256:
-            problems.append(
-                VerifyProblem(row.id, str(path), "SHA-256 differs from the catalogue: file changed")
-            )
-    return checked, problems
 
 
 def call_path(row: Call, data_dir: Path) -> Path:

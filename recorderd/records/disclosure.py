@@ -23,9 +23,69 @@ from recorderd.people.users import Actor
 from storage import holds, ledger
 from storage.catalog import list_calls
 
-__all__ = ["OUTCOMES", "Disclosure", "close", "listing", "open_request"]
+__all__ = [
+    "DOCUMENTS",
+    "MATCHES",
+    "OUTCOMES",
+    "Disclosure",
+    "IdentityCheck",
+    "close",
+    "listing",
+    "open_request",
+]
 
 OUTCOMES = ("disclosed", "partly", "refused", "withdrawn", "none_found")
+# Documents an identity is checked against (本人確認書類), and what else it was matched with (Kawasaki
+# 第10条: "通話録音記録だけでなく他の情報と照合するなど").
+DOCUMENTS = (
+    "運転免許証",
+    "マイナンバーカード",
+    "旅券",
+    "在留カード",
+    "健康保険証",
+    "身体障害者手帳",
+    "その他官公署発行の写真付き証明書",
+)
+MATCHES = ("通話日時の申告", "通話内容の申告", "住所・氏名の照合")
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """How the requester's identity was checked: which document, its number (only the last four
+    characters are kept: enough to find the document again, not enough to misuse it), and what else
+    was matched. Who checked is the signed-in person who opens the request."""
+
+    document: str
+    number: str
+    matched_with: tuple[str, ...] = ()
+
+    def validated(self) -> IdentityCheck:
+        if self.document not in DOCUMENTS:
+            raise AccessError(f"identity document: one of {', '.join(DOCUMENTS)}")
+        digits = "".join(ch for ch in self.number if ch.isalnum())
+        if len(digits) < 4:
+            raise AccessError("the number on the identity document (at least its last 4 characters)")
+        unknown = [m for m in self.matched_with if m not in MATCHES]
+        if unknown:
+            raise AccessError(f"matched with: one of {', '.join(MATCHES)}")
+        return IdentityCheck(self.document, digits[-4:], tuple(self.matched_with))
+
+    def detail(self, checked_by: str) -> dict[str, object]:
+        return {
+            "document": self.document,
+            "number_last4": self.number,
+            "matched_with": list(self.matched_with),
+            "checked_by": checked_by,
+        }
+
+    @staticmethod
+    def text(d: dict[str, object]) -> str:
+        """The check as a form prints it: 運転免許証（番号末尾1234）、通話日時の申告と照合."""
+        if not isinstance(d, dict):
+            return str(d or "")
+        out = f"{d.get('document', '')}（番号末尾{d.get('number_last4', '')}）"
+        matched = [str(m) for m in d.get("matched_with", []) or []]  # type: ignore[attr-defined]
+        return out + (f"、{'・'.join(matched)}と照合" if matched else "")
 
 
 @dataclass(frozen=True)
@@ -49,10 +109,11 @@ def open_request(
     last: dt.date,
     requester: str,
     contact: str,
-    identity_check: str,
+    identity: IdentityCheck,
 ) -> Disclosure:
-    if not identity_check.strip():
-        raise AccessError("record how the requester's identity was checked (--identity-check)")
+    identity = identity.validated()
+    if not requester.strip():
+        raise AccessError("the requester's name (--requester)")
     wanted = normalise(number)
     if wanted is None:
         raise AccessError(f"not a telephone number: {number!r}")
@@ -69,7 +130,7 @@ def open_request(
             "to": last.isoformat(),
             "requester": requester,
             "contact": contact,
-            "identity_check": identity_check,
+            "identity_check": identity.detail(actor.id),
             "calls": [r.id for r in rows],
         }
         entry = ledger.append(s, "disclosure_opened", actor.id, subject=request_id, detail=detail, at=now)

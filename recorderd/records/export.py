@@ -16,19 +16,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config
-from recorderd.config.people import ExportPolicy
+from recorderd.config.people import ROLE_LABELS, ExportPolicy
 from recorderd.errors import AccessError
 from recorderd.people.users import Actor, Forbidden
 from recorderd.records import package
 from recorderd.records.audio import call_path, decrypt_recording
+from recorderd.records.forms.sheet import wareki
 from recorderd.records.play import find_call, wav_bytes
 from storage import ledger, signing
 from storage.age import AgeKeyError, encrypt_bytes, parse_recipient
-from storage.models import Call
-from storage.retention import Period, last_day
+from storage.models import Call, Person
+from storage.retention import Period, first_day, last_day
 from storage.vault import sha256_file
 
 __all__ = ["Grant", "Order", "Request", "create", "follow_up", "instruct", "keep_until", "requests"]
@@ -42,7 +44,15 @@ _STATUS = (  # the latest stage reached names the status
 )
 # Commits a granted access's ledger entry (the service layer's door) and returns it.
 Grant = Callable[..., ledger.Entry]
-LIFECYCLE = ("export_instructed", "exported", "export_sealed", "export_failed", "provided", "export_disposed")
+LIFECYCLE = (
+    "export_instructed",
+    "export_relayed",
+    "exported",
+    "export_sealed",
+    "export_failed",
+    "provided",
+    "export_disposed",
+)
 
 
 @dataclass(frozen=True)
@@ -110,9 +120,12 @@ class Request:
         return "instructed"
 
 
-def keep_until(policy: ExportPolicy, made: dt.date) -> dt.date:
-    """The last day the export copy is kept; the same calendar rules as recordings (storage/retention.py)."""
-    return last_day(Period(policy.keep_unit, policy.keep_count), made, policy.fiscal_year_start_month)
+def keep_until(policy: ExportPolicy, made: dt.datetime, zone: dt.tzinfo) -> dt.date:
+    """The last day the export copy is kept, counted from the instant it is made (its own clock, never
+    the recording's: Saitama's 出力データ "記録した日" is the day the output data is recorded), by the
+    same calendar rules as recordings (storage/retention.py: 民法第140条, the first day not counted)."""
+    period = Period(policy.keep_unit, policy.keep_count)
+    return last_day(period, first_day(period, made, zone), policy.fiscal_year_start_month)
 
 
 def requests(sessions: sessionmaker[Session], request_id: str | None = None) -> list[Request]:
@@ -147,27 +160,96 @@ def _resolve(sessions: sessionmaker[Session], order: Order) -> tuple[Order, list
     return replace(order, calls=[r.id for r in rows]), rows
 
 
-def _check_policy(config: Config, order: Order) -> None:
+def _check_policy(config: Config, order: Order) -> Order:
+    """The order as the profile allows it, its legal basis written out in full; else refused."""
     policy = config.exports
     if ("age" if order.recipient_key else "wav") not in policy.formats:
         raise AccessError(f"this profile allows export formats {policy.formats} only")
-    if policy.legal_bases and order.legal_basis not in policy.legal_bases:
-        raise AccessError(f"legal basis must be one of: {' / '.join(policy.legal_bases)}")
+    if policy.legal_bases:
+        basis = order.legal_basis.strip()
+        # The full entry, or its article alone ("個人情報保護法第69条第2項第3号"): a clerk cites the article.
+        found = [b for b in policy.legal_bases if basis in (b, b.split(" ", 1)[0])]
+        if not basis or not found:
+            raise AccessError(
+                "legal basis not allowed by this profile; it must be one of: "
+                + " / ".join(policy.legal_bases)
+            )
+        order = replace(order, legal_basis=found[0])
+    return order
 
 
-def instruct(sessions: sessionmaker[Session], config: Config, order: Order, grant: Grant) -> str:
-    """An order to export (様式第1号 in Saitama). Returns the request ID. ``grant`` commits the
-    ledger entry (the service layer's door): the instruction exists once it is in the ledger."""
+def _label(role: str) -> str:
+    return ROLE_LABELS.get(role, role)
+
+
+def instruct(
+    sessions: sessionmaker[Session], config: Config, actor: Actor, order: Order, grant: Grant
+) -> str:
+    """An order to export (様式第1号 in Saitama; Toyonaka 第8条第1項). Returns the request ID.
+    ``grant`` commits the ledger entry (the service layer's door): the instruction exists once it is
+    in the ledger. Where the profile has a chain, only its first role instructs."""
+    chain = config.exports.chain
+    if chain and actor.role != chain[0]:
+        raise Forbidden(
+            f"the first instruction is the {_label(chain[0])}'s "
+            f"({' → '.join(_label(r) for r in chain)}); a {_label(actor.role)} cannot instruct alone"
+        )
     order, _rows = _resolve(sessions, order)
-    _check_policy(config, order)
+    order = _check_policy(config, order)
     request_id = _new_id(config.zone)
-    grant("export_instructed", subject=request_id, detail=order.detail())
+    detail = order.detail() | ({"to_role": chain[1]} if chain else {})
+    grant("export_instructed", subject=request_id, detail=detail)
     return request_id
 
 
+def relay(
+    sessions: sessionmaker[Session],
+    config: Config,
+    actor: Actor,
+    request_id: str,
+    handler: str,
+    calls_from: dt.datetime,
+    calls_to: dt.datetime,
+    grant: Grant,
+) -> None:
+    """The second step of a three-role chain (Toyonaka 第8条第2項): the operations manager names the
+    handler and the date and time of the calls to take out; only that handler may then extract."""
+    chain = config.exports.chain
+    if len(chain) < 3:
+        raise AccessError("this profile's instruction has one step: nothing to pass on")
+    found = requests(sessions, request_id)
+    first = found[0].last("export_instructed") if found else None
+    if first is None:
+        raise AccessError(f"no instruction {request_id}")
+    req = found[0]
+    if req.last("export_relayed") is not None:
+        raise AccessError(f"{request_id} has been passed on already")
+    if actor.role != chain[1]:
+        raise Forbidden(f"the {_label(chain[1])} passes the instruction on, not a {_label(actor.role)}")
+    with sessions() as s:
+        person = s.get(Person, handler)
+        rows = s.scalars(select(Call).where(Call.id.in_(req.order.calls))).all()
+    if person is None or person.role != chain[2] or person.disabled_at is not None:
+        raise AccessError(f"{handler!r} is not an active {_label(chain[2])}")
+    if calls_from.tzinfo is None or calls_to.tzinfo is None or calls_to < calls_from:
+        raise AccessError("give the calls' date and time range (from ≤ to)")
+    outside = [r.id[:8] for r in rows if not calls_from <= r.started_at <= calls_to]
+    if outside:
+        raise AccessError(
+            f"call(s) {', '.join(outside)} are outside the range given to the {_label(chain[2])}"
+        )
+    detail = {
+        "to": handler,
+        "calls_from": calls_from.isoformat(),
+        "calls_to": calls_to.isoformat(),
+        "instruction_seq": first.seq,
+    }
+    grant("export_relayed", subject=request_id, detail=detail)
+
+
 def _instruction(
-    sessions: sessionmaker[Session], actor: Actor, request_id: str
-) -> tuple[Order, ledger.Entry]:
+    sessions: sessionmaker[Session], config: Config, actor: Actor, request_id: str
+) -> tuple[Order, ledger.Entry, ledger.Entry | None]:
     found = requests(sessions, request_id)
     if not found or found[0].last("export_instructed") is None:
         raise AccessError(f"no instruction {request_id}")
@@ -178,7 +260,19 @@ def _instruction(
     assert entry is not None
     if entry.actor == actor.id:
         raise Forbidden(f"{actor.id} gave instruction {request_id}; someone else must carry it out")
-    return req.order, entry
+    chain = config.exports.chain
+    relayed = req.last("export_relayed")
+    if len(chain) >= 3:
+        if relayed is None:
+            raise Forbidden(
+                f"{request_id}: only on the two-step instruction ({' → '.join(_label(r) for r in chain)}); "
+                f"the {_label(chain[1])} has not yet named the {_label(chain[2])}"
+            )
+        if relayed.detail.get("to") != actor.id:
+            raise Forbidden(f"{request_id} was given to {relayed.detail.get('to')}, not {actor.id}")
+    elif chain and actor.role != chain[-1]:
+        raise Forbidden(f"{request_id} is carried out by the {_label(chain[-1])}")
+    return req.order, entry, relayed
 
 
 def create(
@@ -191,13 +285,14 @@ def create(
     *,
     order: Order | None = None,
     request_id: str | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[str, Path]:
     """Make the package. Returns (request ID, package directory). ``identities`` opens the person's
     key copy (after every check, before the ledger entry); ``grant`` commits the ``exported`` entry
     before any audio is decrypted."""
-    instruction = None
+    instruction = relayed = None
     if request_id is not None:
-        order, instruction = _instruction(sessions, actor, request_id)
+        order, instruction, relayed = _instruction(sessions, config, actor, request_id)
     elif config.exports.two_person:
         raise Forbidden(
             "this profile exports only on an instruction (recorderctl export instruct), by another person"
@@ -205,14 +300,17 @@ def create(
     if order is None:
         raise AccessError("give an instruction (--instruction) or the export's details")
     order, rows = _resolve(sessions, order)
-    _check_policy(config, order)
+    order = _check_policy(config, order)
     request_id = request_id or _new_id(config.zone)
-    made = dt.datetime.now(config.zone).date()
+    made = now or dt.datetime.now(dt.UTC)
     detail = {
         **order.detail(),
-        "keep_until": keep_until(config.exports, made).isoformat(),
+        "made_at": made.isoformat(),
+        "keep_until": keep_until(config.exports, made, config.zone).isoformat(),
         "instructed_by": instruction.actor if instruction else None,
         "instruction_seq": instruction.seq if instruction else None,
+        "relayed_by": relayed.actor if relayed else None,
+        "relay_seq": relayed.seq if relayed else None,
         "package": out.name,
         "recordings": [{"call": r.id, "sha256": r.audio_sha256} for r in rows],
     }
@@ -254,13 +352,21 @@ def _call_facts(row: Call, zone: dt.tzinfo) -> dict[str, Any]:
     }
 
 
+# The recipient's duties (松本市 要綱 第8条第2項 in its words; the other profiles ask the same).
+DUTIES = (
+    "1. 通話記録を無断で複製しないこと。\n"
+    "2. 目的以外の利用及び第三者への無断提供を行わないこと。\n"
+    "3. 目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却、消去等必要な"
+    "処理を行うこと。"
+)
+
+
 def notice_text(order: Order, request_id: str) -> str:
     return (
         f"出力データ／提供記録 {request_id}\n\n"
         f"提供先: {order.recipient}\n目的: {order.purpose}\n根拠: {order.legal_basis}\n"
-        f"返却・消去期限: {order.due:%Y年%m月%d日}\n\n遵守事項:\n{order.duties}\n"
-        "1. 通話記録を無断で複製しないこと。\n2. 目的以外の利用及び第三者への無断提供を行わないこと。\n"
-        "3. 目的を達成したときは、速やかにデータの返却、消去等必要な処理を行うこと。\n\n"
+        f"返却・消去期限: {wareki(order.due)}\n\n遵守事項:\n{order.duties}\n"
+        f"{DUTIES}\n\n"
         f"Export {request_id} for {order.recipient}. Purpose: {order.purpose}. Basis: {order.legal_basis}.\n"
         f"Return or delete by {order.due.isoformat()}. Do not copy, do not use for any other purpose, do not "
         "pass on.\nCheck integrity with: recorderctl export verify <this directory>\n"

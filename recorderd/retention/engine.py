@@ -87,32 +87,46 @@ class Retention:
         self._policies = {name: ret.policy(name) for name in ret.policies}
         if ret.metadata is not None:
             self._policies[_METADATA] = Policy(_METADATA, ret.metadata.period())
-        self._cache: dict[tuple[str, dt.date], Schedule] = {}
+        self._cache: dict[tuple[str, dt.date, bool], Schedule] = {}
 
     # -- what a row's retention is -------------------------------------------------------------
-    def policy_name(self, line: str | None, preserved: bool) -> str | None:
-        ret = self.config.retention
-        if preserved and ret.preservation is not None:
-            return ret.preservation.policy
-        return self._lines.get(line, ret.default)
+    def policy_name(self, line: str | None) -> str | None:
+        """The policy of a call's own audio. A preserved or exported copy is a separate object with
+        its own expiry (``preservations.expires_at``, the export's ``keep_until``): it never changes
+        this one (issue 11)."""
+        return self._lines.get(line, self.config.retention.default)
 
     def rule_text(self, name: str | None) -> str:
         if not name:
             return "no retention policy: kept"
         if name not in self._policies:
             return f"policy {name} (no longer configured)"
-        basis = self.config.retention.policies[name].basis
-        return f"policy {name}: {describe_policy(self._policies[name])}" + (f" ({basis})" if basis else "")
+        pol = self.config.retention.policies[name]
+        since = "the preservation" if pol.anchor == "preservation" else "the recording"
+        text = describe_policy(self._policies[name], since)
+        return f"policy {name}: {text}" + (f" ({pol.basis})" if pol.basis else "")
 
     def _schedule(self, name: str, anchor: dt.datetime) -> Schedule:
         # Every rule depends on the anchor's local day only: compute once per policy and day.
-        key = (name, anchor.astimezone(self.config.zone).date())
+        local = anchor.astimezone(self.config.zone)
+        key = (name, local.date(), local.time() == dt.time())  # 00:00 counts its day (民法第140条)
         sched = self._cache.get(key)
         if sched is None:
             fy = self.config.retention.fiscal_year_start_month
             sched = schedule(self._policies[name], anchor, self.config.zone, fiscal_year_start_month=fy)
             self._cache[key] = sched
         return sched
+
+    def copy_expiry(self, started_at: dt.datetime, made_at: dt.datetime) -> dt.datetime | None:
+        """When a preserved copy made at ``made_at`` is due: its own clock, from the day it is made
+        (``anchor = "preservation"``) or, if the profile says so, from the recording."""
+        pres = self.config.retention.preservation
+        if pres is None:
+            return None
+        anchor = (
+            made_at if self.config.retention.policies[pres.policy].anchor == "preservation" else started_at
+        )
+        return self._schedule(pres.policy, anchor).expires_at
 
     def schedule_for(self, line: str | None, started_at: dt.datetime) -> Schedule | None:
         name = self._lines.get(line, self.config.retention.default)
@@ -121,7 +135,7 @@ class Retention:
     def compute(self, r: Any) -> dict[str, Any]:
         """The retention columns for one call row (line, started_at, audio_*, preserved_at, expires_at)."""
         ret = self.config.retention
-        name = self.policy_name(r.line, r.preserved_at is not None)
+        name = self.policy_name(r.line)
         meta = self._schedule(_METADATA, r.started_at).expires_at if ret.metadata else None
         values: dict[str, Any] = {
             "retention_policy": name or "",
@@ -133,12 +147,6 @@ class Retention:
             values["expires_at"] = r.expires_at  # keep the expiry it was deleted under
             return values
         if not name or r.audio_path is None:
-            return values
-        if r.preserved_at is not None and name == getattr(ret.preservation, "policy", None):
-            anchor = r.preserved_at if ret.policies[name].anchor == "preservation" else r.started_at
-            until = self._schedule(name, anchor).expires_at
-            own = self.schedule_for(r.line, r.started_at)  # preservation never shortens retention
-            values["expires_at"] = max(until, own.expires_at) if own else until
             return values
         sched = self._schedule(name, r.started_at)
         values["expires_at"] = sched.expires_at

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from recorderd.config import Config
 from recorderd.retention.engine import CALL_COLUMNS, Retention
 from recorderd.retention.rules import fingerprint
-from storage import retention_log
+from storage import ledger, retention_log
 from storage.holds import is_held
 from storage.models import RECORDING, Call, Hold, Preservation
-from storage.retention import PRIMARY
+from storage.retention import PRIMARY, Period, describe_period
 
 
 def _local(ts: dt.datetime | None, zone: dt.tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -97,11 +97,38 @@ def plan(
     copies = s.scalars(
         select(Preservation).where(Preservation.destroyed_at.is_(None), Preservation.expires_at < until)
     )
+    pres = config.retention.preservation
+    rule = ret.rule_text(pres.policy) if pres is not None else "preservation (no longer configured)"
     for c in copies:
         out.append(
             f"{_local(c.expires_at, zone, '%Y-%m-%d'):10}  destroy copy        "
-            f"medium {c.medium}: call {c.call_id[:8]} (preserved {_local(c.preserved_at, zone)})"
+            f"medium {c.medium}: call {c.call_id[:8]} (preserved {_local(c.preserved_at, zone)}; "
+            f"the copy's own period: {rule})"
         )
+    out += _export_copies(config, s, now, until)
+    return out
+
+
+def _export_copies(config: Config, s: Session, now: dt.datetime, until: dt.datetime) -> list[str]:
+    """Export copies whose own keep_until falls in the period and that are not yet disposed of
+    (recorderctl export dispose): their clock starts when they are made, never at the recording."""
+    zone = config.zone
+    found = ledger.entries(s, kinds=("exported", "export_failed", "export_disposed"))
+    closed = {e.subject for e in found if e.kind in ("export_failed", "export_disposed")}
+    pol = config.exports
+    rule = describe_period(Period(pol.keep_unit, pol.keep_count), "the day the copy is made")
+    out = []
+    for e in found:
+        if e.kind != "exported" or e.subject in closed or not e.detail.get("keep_until"):
+            continue
+        last = dt.date.fromisoformat(str(e.detail["keep_until"]))
+        due = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+        if due < until:
+            day = "due now" if due <= now else f"{due:%Y-%m-%d}"
+            out.append(
+                f"{day:10}  dispose export copy  request {e.subject} (made {_local(e.time, zone)}; "
+                f"the copy's own period: {rule}; the recordings keep their own)"
+            )
     return out
 
 

@@ -7,7 +7,11 @@ import json
 
 from recorderd.config import Config
 
-__all__ = ["fingerprint", "line_policies"]
+__all__ = ["ARITHMETIC", "fingerprint", "line_policies"]
+
+# 2: 民法第140条 (the first day not counted) by default, tiers counted from the recording, and a
+# preserved call's own audio no longer following the preservation policy (issue 11).
+ARITHMETIC = 2
 
 
 def line_policies(config: Config) -> dict[str | None, str | None]:
@@ -23,6 +27,8 @@ def fingerprint(config: Config) -> tuple[str, str]:
     """(short hash, canonical JSON) of everything that decides an expiry: changes are logged."""
     r = config.retention
     doc = {
+        # The arithmetic's own version: changing how periods are counted recomputes every row too.
+        "arithmetic": ARITHMETIC,
         "timezone": config.timezone,
         "fiscal_year_start_month": r.fiscal_year_start_month,
         "policies": {k: v.model_dump(mode="json", exclude={"basis"}) for k, v in sorted(r.policies.items())},

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recorderd.errors import AccessError
+from recorderd.incidents.checks import file_incident
 from recorderd.numbers import normalise
 from recorderd.people.keys import load_identities
 from recorderd.people.users import Actor
@@ -199,4 +200,7 @@ def verify_files(svc: Service, who: Actor) -> tuple[int, list[VerifyProblem]]:
     with svc.door(who, "files.verify") as t:
         t.grant("viewed", detail={"what": "verify recording files"})
         with svc.sessions() as s:
-            return verify_catalogue(s, svc.config.data_dir)
+            checked, problems = verify_catalogue(s, svc.config.data_dir)
+        if problems:
+            file_incident(svc.sessions, problems, at=svc.clock())
+        return checked, problems

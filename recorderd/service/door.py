@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from recorderd.config import Config
 from recorderd.config.people import ROLE_LABELS, Permission
 from recorderd.errors import AccessError
+from recorderd.incidents import raise_incident
 from recorderd.people.keys import KeyringError
-from recorderd.people.users import Actor, Forbidden, People, UserError
+from recorderd.people.users import Actor, AuthError, Forbidden, People, UserError
 from recorderd.records.forms import FormError
 from storage import ledger
 from storage.age import AgeDecryptError, AgeKeyError
@@ -71,6 +72,7 @@ OPERATIONS: dict[str, Operation] = {
     "retention.confirm_clock": Operation("delete", "confirm the clock after a clock jump"),
     # export copies and disclosure requests
     "export.instruct": Operation("instruct", "instruct an export"),
+    "export.relay": Operation("instruct", "pass an export instruction on to a named handler"),
     "export.create": Operation("export", "make an export copy"),
     "export.provide": Operation("export", "record a provision"),
     "export.dispose": Operation("export", "record a disposal"),
@@ -91,7 +93,16 @@ OPERATIONS: dict[str, Operation] = {
     "users.unlock": Operation("manage_users", "unlock an account"),
     "keyring.list": Operation("manage_users", "list the key copies"),
     "keyring.destroy": Operation("manage_users", "destroy every key copy"),
+    # incidents (Kawasaki 第7条)
+    "incidents.list": Operation("incidents", "list incidents"),
+    "incidents.open": Operation("incidents", "report an incident"),
+    "incidents.ack": Operation("incidents", "acknowledge an incident"),
+    "incidents.report": Operation("incidents", "print an incident report"),
 }
+
+# Repeated refusals: this many access_denied entries for one person within the window raise an incident.
+REFUSALS_FOR_INCIDENT = 5
+REFUSALS_WINDOW = dt.timedelta(minutes=10)
 
 # What a refusal is: every error an operation raises to say "not done, and why". Anything else is
 # a bug and propagates as one.
@@ -145,8 +156,24 @@ class Service:
         self.people = People(sessions, config, clock=clock)
 
     def sign_in(self, person_id: str, password: str, *, allow_expired: bool = False) -> Actor:
-        """The person, once their password is proved; a failure is counted and ledgered first."""
-        return self.people.authenticate(person_id, password, action="sign in", allow_expired=allow_expired)
+        """The person, once their password is proved; a failure is counted and ledgered first. A
+        lockout raises an incident (Kawasaki 第7条)."""
+        try:
+            return self.people.authenticate(
+                person_id, password, action="sign in", allow_expired=allow_expired
+            )
+        except AuthError as exc:
+            if "locked" in str(exc):
+                with contextlib.suppress(ledger.LedgerUnavailable):
+                    raise_incident(
+                        self.sessions,
+                        "account_locked",
+                        f"{person_id}：パスワードの連続誤りによりアカウントをロック",
+                        key=f"locked:{person_id}",
+                        at=self.clock(),
+                        facts={"person": person_id},
+                    )
+            raise
 
     def may(self, person: Actor, operation: str) -> bool:
         """Whether the role may do ``operation`` (for front ends that show only allowed actions)."""
@@ -167,6 +194,24 @@ class Service:
         with contextlib.suppress(ledger.LedgerUnavailable):
             ledger.append_committed(
                 self.sessions, "access_denied", person.id, call_id=call_id, subject=subject, detail=detail
+            )
+            self._watch_refusals(person)
+
+    def _watch_refusals(self, person: Actor) -> None:
+        """Raise an incident when one person is refused again and again (a probe, or a role set wrong)."""
+        now = self.clock()
+        with self.sessions() as s:
+            recent = ledger.entries(s, kinds=["access_denied"], since=now - REFUSALS_WINDOW)
+        count = sum(1 for e in recent if e.actor == person.id)
+        if count >= REFUSALS_FOR_INCIDENT:
+            minutes = int(REFUSALS_WINDOW.total_seconds() // 60)
+            raise_incident(
+                self.sessions,
+                "repeated_refusals",
+                f"{person.id}：{minutes}分間に{count}回、操作を拒否",
+                key=f"refusals:{person.id}",
+                at=now,
+                facts={"person": person.id, "role": person.role, "refusals": count},
             )
 
     @contextlib.contextmanager

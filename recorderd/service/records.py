@@ -13,9 +13,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recorderd.errors import AccessError
+from recorderd.incidents.checks import ledger_incident
 from recorderd.people.users import Actor
 from recorderd.records import disclosure, export, forms
-from recorderd.records.disclosure import OUTCOMES
+from recorderd.records.disclosure import DOCUMENTS as ID_DOCUMENTS
+from recorderd.records.disclosure import MATCHES as ID_MATCHES
+from recorderd.records.disclosure import OUTCOMES, IdentityCheck
 from recorderd.records.export import Order
 from recorderd.records.forms import FORMS
 from recorderd.records.package import verify as verify_package
@@ -26,7 +29,10 @@ from storage import checkpoints, ledger
 
 __all__ = [
     "FORMS",
+    "ID_DOCUMENTS",
+    "ID_MATCHES",
     "OUTCOMES",
+    "IdentityCheck",
     "Order",
     "checkpoint",
     "close_disclosure",
@@ -37,6 +43,7 @@ __all__ = [
     "list_exports",
     "open_disclosure",
     "provide_export",
+    "relay_export",
     "render_form",
     "show_ledger",
     "signing_key",
@@ -49,7 +56,15 @@ __all__ = [
 def instruct_export(svc: Service, who: Actor, order: Order) -> str:
     """An order to export, carried out by someone else (two-person profiles). Returns the request ID."""
     with svc.door(who, "export.instruct") as t:
-        return export.instruct(svc.sessions, svc.config, order, t.grant)
+        return export.instruct(svc.sessions, svc.config, who, order, t.grant)
+
+
+def relay_export(
+    svc: Service, who: Actor, request_id: str, handler: str, calls_from: dt.datetime, calls_to: dt.datetime
+) -> None:
+    """Pass an instruction on to a named handler with the calls' date and time (Toyonaka 第8条第2項)."""
+    with svc.door(who, "export.relay", subject=request_id[:64]) as t:
+        export.relay(svc.sessions, svc.config, who, request_id, handler, calls_from, calls_to, t.grant)
 
 
 def signing_key(svc: Service, actor: str) -> Ed25519PrivateKey:
@@ -77,6 +92,7 @@ def create_export(
             t.grant,
             order=order,
             request_id=instruction,
+            now=svc.clock(),
         )
 
 
@@ -110,7 +126,7 @@ def open_disclosure(
     last: dt.date,
     requester: str,
     contact: str,
-    identity_check: str,
+    identity: disclosure.IdentityCheck,
 ) -> disclosure.Disclosure:
     with svc.door(who, "disclosure.open"):
         return disclosure.open_request(
@@ -122,7 +138,7 @@ def open_disclosure(
             last=last,
             requester=requester,
             contact=contact,
-            identity_check=identity_check,
+            identity=identity,
         )
 
 
@@ -208,6 +224,8 @@ def verify_ledger(
         with svc.sessions() as s:
             held_to = list(given) + ([newest.checkpoint] if newest and newest.source != "given" else [])
             report = ledger.verify(s, held_to)
+        if not report.ok:
+            ledger_incident(svc.sessions, report, at=svc.clock())
         age = newest.age_s(svc.clock()) if newest else None
         return found_checkpoints.Verification(report, newest, age, looked.searched, looked.notes)
 

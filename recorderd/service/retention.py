@@ -25,7 +25,6 @@ from storage import erase, holds, retention_log
 from storage.catalog import get_call, list_calls
 from storage.models import Call, Hold, Preservation
 from storage.preserve import Request, live_copies, preserve
-from storage.retention import schedule
 
 __all__ = [
     "Deletion",
@@ -214,14 +213,9 @@ def preserve_call(
         now, zone = svc.clock(), config.zone
         with svc.sessions() as s:
             row = _call(s, call)
-        pol = config.retention.policies[pres.policy]
-        anchor = now if pol.anchor == "preservation" else row.started_at
-        until = schedule(
-            config.retention.policy(pres.policy),
-            anchor,
-            zone,
-            fiscal_year_start_month=config.retention.fiscal_year_start_month,
-        ).expires_at
+        # The copy's own clock; the call's own audio keeps its expiry (issue 11).
+        until = Retention(config, svc.sessions).copy_expiry(row.started_at, now)
+        assert until is not None  # a preservation store is configured
         # No party numbers: the catalogue line is also written, in clear, on the medium itself.
         end = f"-{row.ended_at.astimezone(zone):%H:%M}" if row.ended_at else ""
         started = row.started_at.astimezone(zone)

@@ -33,7 +33,8 @@ def test_disclosure_holds_and_the_retention_side_is_ledgered(
     assert (
         ctl(
             "disclosure open --as kanri --number +81-3-1111-2222 --from 2026-11-22 --to 2026-11-30 "
-            "--requester 山田太郎 --identity-check '運転免許証、通話日時の申告と照合'"
+            "--requester 山田太郎 --id-document 運転免許証 --id-number 123456781234 "
+            "--matched-with 通話日時の申告"
         )
         == 0
     )
@@ -43,7 +44,15 @@ def test_disclosure_holds_and_the_retention_side_is_ledgered(
         assert sorted(h.call_id for h in holds.active(s, mine)) == sorted(mine)
         opened = ledger.entries(s, subject=request)
     assert [e.kind for e in opened] == ["disclosure_opened", "held", "held"]
-    assert opened[0].detail["identity_check"] == "運転免許証、通話日時の申告と照合"
+    # Kawasaki 第10条: the document, its number (last 4 only) and who checked; not free text.
+    assert opened[0].detail["identity_check"] == {
+        "document": "運転免許証",
+        "number_last4": "1234",
+        "matched_with": ["通話日時の申告"],
+        "checked_by": "kanri",
+    }
+    bad = "disclosure open --as kanri --number 0311112222 --from 2026-11-22 --to 2026-11-30 --requester 山田"
+    assert ctl(f"{bad} --id-document 運転免許証 --id-number x") == 2  # no number checked: refused
 
     # The requester hears it: a copy to play at the counter, with the request as its purpose.
     assert ctl(f"play {mine[0]} --as kanri --purpose '開示請求 {request}' --out {tmp_path / 'd.wav'}") == 0

@@ -12,9 +12,10 @@ management ledger form.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from recorderd.service import (
     PasswordExpired,
     Service,
     calls,
+    incidents,
     people,
     records,
     retention,
@@ -39,6 +41,7 @@ from recorderd.service import (
 from storage import holds, ledger
 from storage.age import AgeDecryptError, generate_identity
 from storage.db import open_database
+from storage.models import Call
 from support import backend
 from support.people import FAST, Site, seed_call
 
@@ -139,6 +142,14 @@ INVOKE: dict[str, Invoke] = {
     "retention.catalogue": lambda i, who, r: retention.catalogue(i.svc, who),
     "retention.confirm_clock": lambda i, who, r: retention.confirm_clock(i.svc, who),
     "export.instruct": lambda i, who, r: records.instruct_export(i.svc, who, _order(i)),
+    "export.relay": lambda i, who, r: records.relay_export(
+        i.svc,
+        who,
+        "EX-none",
+        "p-handler",
+        dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+    ),
     "export.create": lambda i, who, r: records.create_export(
         i.svc, who, i.root / f"pkg-{r}", order=_order(i)
     ),
@@ -153,7 +164,7 @@ INVOKE: dict[str, Invoke] = {
         last=dt.date(2026, 11, 30),
         requester="山田太郎",
         contact="",
-        identity_check="運転免許証",
+        identity=records.IdentityCheck("運転免許証", "123456789012", ("通話日時の申告",)),
     ),
     "disclosure.close": lambda i, who, r: records.close_disclosure(i.svc, who, "DR-none", "withdrawn", ""),
     "disclosure.list": lambda i, who, r: records.list_disclosures(i.svc, who),
@@ -170,6 +181,10 @@ INVOKE: dict[str, Invoke] = {
     "users.unlock": lambda i, who, r: people.unlock(i.svc, who, "nobody"),
     "keyring.list": lambda i, who, r: people.key_holders(i.svc, who),
     "keyring.destroy": lambda i, who, r: people.destroy_keyring(i.svc, who, confirm="not sure"),
+    "incidents.list": lambda i, who, r: incidents.list_incidents(i.svc, who),
+    "incidents.open": lambda i, who, r: incidents.open_incident(i.svc, who, "loss", f"紛失 {r}"),
+    "incidents.ack": lambda i, who, r: incidents.acknowledge(i.svc, who, "IN-none", "確認"),
+    "incidents.report": lambda i, who, r: incidents.report(i.svc, who, "IN-none", i.root / "jiko.pdf"),
 }
 
 
@@ -215,8 +230,10 @@ def test_each_role_is_refused_exactly_what_its_profile_withholds(
             outcome = exc
         if isinstance(outcome, NotPermitted):
             assert not allowed, f"{role} may {operation} under this profile, yet: {outcome}"
-            entry = _last(installation)
-            assert entry.seq == before + 1, "one refusal, one entry"
+            # One refusal, one entry (and perhaps an incident: a role refused again and again raises one).
+            [entry] = _entries_since(installation, before, "access_denied")
+            others = {e.kind for e in _entries_since(installation, before, "incident_raised")}
+            assert _last(installation).seq - before == 1 + len(others)
             assert (entry.kind, entry.actor) == ("access_denied", who.id)
             assert entry.detail["operation"] == operation and f"lacks '{needs}'" in entry.detail["reason"]
         elif outcome is not None:  # refused for what the request lacks: allowed, and still ledgered
@@ -392,3 +409,218 @@ def test_read_commands_never_migrate_the_catalogue(
     assert ctl([*args, "calls", "list", *me(tmp_path, "handler")]) == 2
     assert "restart the daemon" in capsys.readouterr().err
     assert schema_problem(engine) is not None  # still the old revision: nothing migrated it
+
+
+# -- legal bases (issue 11): every profile that restricts provision lists its bases, with the article --
+@pytest.mark.parametrize(
+    ("name", "article"),
+    [
+        ("toyonaka", "個人情報保護法第69条第2項第3号"),  # 第7条: 法律第69条第2項各号 only
+        ("kawasaki", "個人情報保護法第69条第2項第3号"),  # 第5条第6項: the same, outside the city
+        ("matsumoto", "第8条第1項第2号"),  # 第8条第1項各号
+    ],
+)
+def test_a_provision_outside_the_profiles_legal_bases_is_refused_and_ledgered(
+    name: str, article: str, tmp_path: Path
+) -> None:
+    inst = install(name, tmp_path)
+    config = inst.svc.config
+    assert config.exports.legal_bases and all(
+        b.startswith(("第", "個人情報保護法第")) for b in config.exports.legal_bases
+    )
+    role = next(
+        r for r in inst.staff if OPERATIONS["export.instruct"].permission in config.people.permissions(r)
+    )
+    who = inst.staff[role]
+    order = records.Order([inst.call], "応対内容の確認", "適当な理由", "民間会社", "", dt.date(2027, 3, 31))
+    before = _last(inst).seq
+    with pytest.raises(Exception, match="legal basis not allowed"):
+        records.instruct_export(inst.svc, who, order)
+    [refusal] = _entries_since(inst, before, "access_denied")
+    assert refusal.actor == who.id and refusal.detail["operation"] == "export.instruct"
+    assert "legal basis not allowed" in refusal.detail["reason"]
+    assert not _entries_since(inst, before, "export_instructed")
+    # Cited by its article, the basis is allowed and written out in full on the instruction.
+    request = records.instruct_export(inst.svc, who, replace(order, legal_basis=article))
+    [given] = _entries_since(inst, before, "export_instructed")
+    assert given.subject == request and given.detail["legal_basis"].startswith(article + " ")
+
+
+# -- instruction chains (issue 11) ---------------------------------------------------------------------
+def _pdf_text(pdf: Path) -> str:
+    import shutil
+    import subprocess
+
+    from recorderd.records.forms.sheet import FormError, find_font
+
+    try:
+        find_font()
+    except FormError:
+        pytest.skip("no Japanese font (apt-get install fonts-ipaexfont-mincho)")
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
+    done = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def test_toyonaka_extracts_only_on_the_two_step_instruction_and_the_form_shows_both(tmp_path: Path) -> None:
+    """第8条: 管理責任者 → 運用責任者 → a named 取扱員 (with the calls' date and time) → 様式第1号."""
+    inst = install("toyonaka", tmp_path)
+    svc, staff = inst.svc, inst.staff
+    order = replace(_order(inst), legal_basis="個人情報保護法第69条第2項第3号")
+    with svc.sessions() as s:
+        started = s.get(Call, inst.call).started_at  # type: ignore[union-attr]
+    span = (started - dt.timedelta(minutes=5), started + dt.timedelta(minutes=5))
+
+    # The 運用責任者 cannot instruct alone.
+    before = _last(inst).seq
+    with pytest.raises(Forbidden, match="cannot instruct alone"):
+        records.instruct_export(svc, staff["operations_manager"], order)
+    [refused] = _entries_since(inst, before, "access_denied")
+    assert refused.actor == "p-operations_manager" and "cannot instruct alone" in refused.detail["reason"]
+
+    request = records.instruct_export(svc, staff["manager"], order)
+    # Without the second step, the handler is refused, and the refusal is ledgered.
+    before = _last(inst).seq
+    with pytest.raises(Forbidden, match="two-step instruction"):
+        records.create_export(svc, staff["handler"], tmp_path / "early", instruction=request)
+    [refused] = _entries_since(inst, before, "access_denied")
+    assert refused.actor == "p-handler" and refused.detail["operation"] == "export.create"
+    assert not (tmp_path / "early").exists()
+    # Only the 運用責任者 passes it on, to a handler, with a range that holds the calls.
+    with pytest.raises(Forbidden, match="passes the instruction on"):
+        records.relay_export(svc, staff["manager"], request, "p-handler", *span)
+    with pytest.raises(Exception, match="not an active 取扱員"):
+        records.relay_export(svc, staff["operations_manager"], request, "p-auditor", *span)
+    with pytest.raises(Exception, match="outside the range"):
+        records.relay_export(
+            svc, staff["operations_manager"], request, "p-handler", span[1], span[1] + dt.timedelta(hours=1)
+        )
+    records.relay_export(svc, staff["operations_manager"], request, "p-handler", *span)
+    records.create_export(svc, staff["handler"], tmp_path / "pkg", instruction=request)
+    with svc.sessions() as s:
+        [made] = ledger.entries(s, kinds=["exported"], subject=request)
+    assert (made.detail["instructed_by"], made.detail["relayed_by"]) == ("p-manager", "p-operations_manager")
+
+    pdf = tmp_path / "t1.pdf"
+    records.render_form(svc, staff["manager"], "toyonaka-1", pdf)
+    text = _pdf_text(pdf)
+    lines = text.splitlines()
+    heading = next(line for line in lines if "取出年月日" in line)  # every heading on one line
+    labels = (
+        "番号",
+        "取出年月日",
+        "相手方電話番号",
+        "管理責任者の指示",
+        "運用責任者の指示",
+        "取扱員",
+        "提供先・根拠",
+    )
+    assert all(label in heading for label in labels), heading
+
+    def column(word: str) -> int:
+        [line] = [x for x in lines if re.search(rf"(^|\s){word}(\s|$)", x)]
+        return re.search(rf"(^|\s){word}(\s|$)", line).start()  # type: ignore[union-attr]
+
+    # Each instructor under their own heading, then the handler: (person IDs are the test's names)
+    assert column("manager") < column("operations_manager") < column("handler")
+    assert column("manager") < heading.index("運用責任者の指示") <= column("operations_manager") + 2
+    # Labels and values on one line: the date of extraction, the number hyphenated, the due date.
+    row = next(line for line in lines if line.lstrip().startswith("1 "))
+    assert "03-1111-2222" in row and "応対内容の確認" in row and "令和9年3月31日" in row, row
+    assert "令和8年11月22日" in text and "9時55分～10時05分" in text  # the range the handler was given
+
+
+# -- Matsumoto (issue 11): every disposal on the 管理簿; counselling lines excluded both ways -------------
+def test_matsumoto_record_book_lists_a_routine_disposal(tmp_path: Path) -> None:
+    """第10条: 廃棄 is recorded, the reaper's routine deletion after 3 months (第7条第6項) too."""
+    import asyncio
+
+    from recorderd.retention.reaper import Reaper
+    from storage import erase, retention_log
+
+    inst = install("matsumoto", tmp_path)
+    svc = inst.svc
+    with svc.sessions() as s:
+        started = s.get(Call, inst.call).started_at  # type: ignore[union-attr]
+    # 22 Nov 2026 10:00 JST: day 1 = 23 Nov, kept through 22 Feb 2027, due 00:00 JST 23 Feb.
+    now = dt.datetime(2027, 2, 23, 1, 0, tzinfo=dt.UTC)
+    assert started.astimezone(svc.config.zone).date() == dt.date(2026, 11, 22)
+    clock = [dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)]  # the first pass: expiries, nothing due
+    reaper = Reaper(svc.config, svc.sessions, clock=lambda: clock[0])
+    assert asyncio.run(reaper.run_pass()).deleted == 0
+    clock[0] = now
+    with erase.immediate(svc.sessions) as s:
+        retention_log.set_time(s, "clock_confirmed_at", now)  # 3 months later: a person checked the clock
+    assert asyncio.run(reaper.run_pass()).deleted >= 1
+    with svc.sessions() as s:
+        gone = s.get(Call, inst.call)  # the audio, and (metadata = 3 months too) the row itself
+        assert gone is None or gone.audio_path is None
+    pdf = tmp_path / "book.pdf"
+    records.render_form(svc, inst.staff["manager"], "matsumoto", pdf)
+    text = _pdf_text(pdf)
+    row = next(line for line in text.splitlines() if "保管期間経過による消去" in line)
+    assert "廃棄" in row and "自動消去" in row and "令和9年2月23日" in row, row
+    assert "deletion" not in text and "request" not in text  # no English on the clerk's form
+
+
+@pytest.mark.parametrize("number", ["2999", "0263-00-0000"])
+def test_matsumoto_counselling_calls_are_excluded_in_both_directions(number: str) -> None:
+    """3(2) ※: inbound by the number called, outbound by the extension or trunk that places the call."""
+    from recorderd.config import load_config
+    from recorderd.daemon.policy import CallFacts, decide
+
+    config = load_config(PROFILES / "matsumoto.toml")
+    noon = dt.datetime(2026, 6, 10, 3, tzinfo=dt.UTC)
+    out = decide(config, CallFacts("outbound", number, "0312345678"), noon)
+    assert (out.action, out.keep_numbers, out.announcement) == ("exclude", False, None)
+    if number.startswith("0"):
+        inbound = decide(config, CallFacts("inbound", number, "0312345678"), noon)
+        assert (inbound.action, inbound.keep_numbers) == ("exclude", False)
+    # Another extension's outbound call is recorded (3(2): every external call).
+    assert decide(config, CallFacts("outbound", "201", "0312345678"), noon).action == "record"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_config_lists_every_placeholder(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from recorderd.cli.daemon import daemon_main
+
+    assert daemon_main(["check-config", str(PROFILES / f"{name}.toml")]) == 0
+    listed = [
+        x for x in capsys.readouterr().out.splitlines() if x.startswith("placeholder: replace before use")
+    ]
+    keys = {x.split(": ")[2].split(" at line")[0] for x in listed}
+    assert {"data_dir", "secret_file", "recipients"} <= keys, listed
+    text = (PROFILES / f"{name}.toml").read_text(encoding="utf-8")
+    marked = [x for x in text.splitlines() if not x.lstrip().startswith("#") and "# placeholder:" in x]
+    assert len(listed) == len(marked)  # each marked value, listed once
+
+
+def test_the_notice_gives_duty_3_in_full_and_a_reiwa_date() -> None:
+    from recorderd.records.export import notice_text
+
+    order = records.Order(["c"], "確認", "第9条 開示請求", "本人", "", dt.date(2027, 3, 31))
+    text = notice_text(order, "EX-1")
+    assert "目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却" in text
+    assert "返却・消去期限: 令和9年3月31日" in text and "2027年" not in text
+
+
+def test_saitama_export_copy_keeps_its_own_clock_and_the_raw_recording_its_own(tmp_path: Path) -> None:
+    """第4条第6項: the raw recording goes at the end of the month after its month (第1号); the output
+    data at the end of the fiscal year after the one it was made in (第2号), shown as such in the plan."""
+    inst = install("saitama", tmp_path)
+    made = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC)  # 10:00 JST, FY2026
+    inst.svc.clock = lambda: made
+    ops, contractor = inst.staff["operations_manager"], inst.staff["contractor"]
+    request = records.instruct_export(inst.svc, ops, _order(inst))
+    records.create_export(inst.svc, contractor, tmp_path / "out", instruction=request)
+    with inst.svc.sessions() as s:
+        [entry] = ledger.entries(s, kinds=["exported"], subject=request)
+    assert entry.detail["keep_until"] == "2028-03-31"  # made in FY2026 -> the end of FY2027
+    lines = retention.plan(inst.svc, ops, until=dt.date(2028, 4, 2), calls=True)
+    [copy] = [x for x in lines if "dispose export copy" in x]
+    assert copy.startswith("2028-04-01") and request in copy
+    assert "the end of the fiscal year after the fiscal year of the day the copy is made" in copy
+    # The call (22 Nov 2026) is still deleted at the end of December, its own rule, export or not.
+    raw = [x for x in lines if x.startswith("2027-01-01") and "delete" in x]
+    assert raw and "policy raw" in raw[0], lines

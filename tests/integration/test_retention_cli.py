@@ -152,6 +152,9 @@ def test_preserve_copies_the_ciphertext_with_a_catalogue_and_its_own_retention(
     site: tuple[Path, Config, list[Seeded]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg, config, (call, *_rest) = site
+    before = row(sessions_for(config), call.id)
+    assert before is not None
+    own = (before.retention_policy, before.expires_at, before.move_at)
     assert (
         run(
             cfg,
@@ -178,8 +181,10 @@ def test_preserve_copies_the_ciphertext_with_a_catalogue_and_its_own_retention(
     )
     five_years = entry.expires_at - entry.preserved_at
     assert dt.timedelta(days=5 * 365) < five_years <= dt.timedelta(days=5 * 366 + 1)
+    # The copy has its own clock; the call's own audio keeps its own retention (issue 11).
     r = row(sessions_for(config), call.id)
-    assert r is not None and (r.retention_policy, r.expires_at) == ("external", entry.expires_at)
+    assert r is not None and (r.retention_policy, r.expires_at, r.move_at) == own
+    assert r.preserved_at == entry.preserved_at
     catalogue = (copy.parent / "CATALOGUE.tsv").read_text().splitlines()
     assert (
         catalogue[0].startswith("entry\tmedium")
@@ -192,6 +197,12 @@ def test_preserve_copies_the_ciphertext_with_a_catalogue_and_its_own_retention(
     assert "preserved: entry 1 on USB-01" in capsys.readouterr().err
     assert run(cfg, "retention", "catalogue") == 0
     assert "USB-01" in capsys.readouterr().out
+    # The plan shows the copy with its own period, counted from the preservation, not the recording.
+    far = (entry.expires_at + dt.timedelta(days=2)).astimezone(config.zone)
+    assert run(cfg, "retention", "plan", "--until", f"{far:%Y-%m-%d}") == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "destroy copy" in x]
+    assert line.startswith(f"{entry.expires_at.astimezone(config.zone):%Y-%m-%d}") and "medium USB-01" in line
+    assert "5 years from the preservation, its day not counted" in line, line
 
 
 def test_plan_says_what_goes_when_and_why(
@@ -214,12 +225,13 @@ def test_plan_says_what_goes_when_and_why(
         == 0
     )
     capsys.readouterr()
-    until = (NOW + dt.timedelta(days=9)).astimezone(config.zone)
+    until = (NOW + dt.timedelta(days=10)).astimezone(config.zone)
     assert run(cfg, "retention", "plan", "--until", f"{until:%Y-%m-%d}", "--calls") == 0
     out = capsys.readouterr().out
-    rule = "policy short: 10 days counted from the recording day (第5条)"
+    rule = "policy short: 10 days from the recording, its day not counted (民法第140条) (第5条)"
+    # 民法第140条: day 1 is the day after the call, day 10 the call's day + 10; due at 00:00 the next day.
     due_days = {
-        (c_start + dt.timedelta(days=10)).astimezone(config.zone).strftime("%Y-%m-%d")
+        (c_start + dt.timedelta(days=11)).astimezone(config.zone).strftime("%Y-%m-%d")
         for c_start in (NOW - dt.timedelta(days=2), NOW - dt.timedelta(days=3))
     }
     for day in due_days:

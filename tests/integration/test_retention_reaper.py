@@ -22,21 +22,23 @@ from support.retention_seed import Clock, jst, make_config, row, seed, sessions_
 # Each test runs on SQLite and on a real PostgreSQL server (tests/conftest.py: backend).
 pytestmark = pytest.mark.usefixtures("backend")
 
+# These tests are about the reaper's mechanics, not the Civil Code (tests/unit/storage/test_retention.py,
+# test_profiles.py): "same_day" keeps their dates simple (a call on 1 January: day 1 = 1 January).
 RETENTION = """
 [retention]
 default = "short"
 batch_size = 3
 policy_change_grace_h = 0
 max_clock_jump_h = 100000  # the clock-jump test sets its own
-metadata = {{ days = 60 }}
+metadata = {{ days = 60, day_one = "same_day" }}
 [retention.stores]
 secondary = "{root}/secondary"
 [retention.policies.short]
-keep = {{ days = 10 }}
+keep = {{ days = 10, day_one = "same_day" }}
 basis = "test 1"
 [retention.policies.tiered]
-keep = {{ months = 6 }}
-tiers = [{{ store = "secondary", keep = {{ months = 6 }} }}]
+keep = {{ months = 6, day_one = "same_day" }}
+tiers = [{{ store = "secondary", keep = {{ months = 6, day_one = "same_day" }} }}]
 """
 
 
@@ -93,7 +95,7 @@ async def test_reaper_deletes_exactly_the_due_recordings(tmp_path: Path) -> None
     deleted = log_entries(config, "delete")
     assert sorted(e.call_id or "" for e in deleted) == sorted(c.id for c in calls[:5])
     entry = json.loads(deleted[0].detail)
-    assert deleted[0].rule == "policy short: 10 days counted from the recording day (test 1)"
+    assert deleted[0].rule == "policy short: 10 days from the recording, its day counted (test 1)"
     assert (
         deleted[0].actor == "reaper"
         and entry["sha256"] == calls[0].sha256
@@ -221,7 +223,7 @@ async def test_policy_change_is_logged_with_counts_and_deferred_by_the_grace(tmp
     shorter = config_for(
         tmp_path,
         **{
-            "keep = { days = 10 }": "keep = { days = 3 }",
+            'keep = { days = 10, day_one = "same_day" }': 'keep = { days = 3, day_one = "same_day" }',
             "policy_change_grace_h = 0": "policy_change_grace_h = 24",
         },
     )
@@ -295,7 +297,7 @@ async def test_rows_still_recording_are_left_alone(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("policies", ["", 'default = "short"\n'])
 async def test_without_a_policy_nothing_is_ever_deleted(tmp_path: Path, policies: str) -> None:
-    text = f"[retention]\n{policies}[retention.policies.short]\nkeep = {{ days = 1 }}\n"
+    text = f'[retention]\n{policies}[retention.policies.short]\nkeep = {{ days = 1, day_one = "same_day" }}\n'
     config = make_config(tmp_path, text if policies else "", lines="")
     sessions = sessions_for(config)
     [call] = seed(config, sessions, [(jst(2026, 1, 1, 10), None)])

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config
-from recorderd.records.forms import ledgers, osaka, saitama
+from recorderd.records.forms import incident, ledgers, osaka, saitama
 from recorderd.records.forms.data import FormData, load
 from recorderd.records.forms.sheet import FormError, Sheet
 
@@ -36,6 +36,7 @@ FORMS: dict[str, Form] = {
     "osaka-2": Form("消去申請書（第2号様式）", "Osaka Waterworks", osaka.deletion_application),
     "osaka-3": Form("開示請求書（第3号様式）", "Osaka Waterworks", osaka.disclosure_request),
     "osaka-4": Form("外部記憶媒体保存目録（第4号様式）", "Osaka Waterworks", osaka.media_catalogue, True),
+    "incident": Form("事故報告書", "every profile (Kawasaki 第7条)", incident.incident_report),
 }
 
 

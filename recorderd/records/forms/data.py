@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config
 from recorderd.config.people import ROLE_LABELS
+from recorderd.numbers import display
 from recorderd.records.forms.sheet import wareki
 from storage import ledger
 from storage.models import Call, Person
@@ -60,6 +61,13 @@ class FormData:
         name, role = self.people.get(person_id, (person_id, ""))
         return f"{name}（{role}）" if role else name
 
+    def name(self, person_id: str | None) -> str:
+        """The person's name alone, for a column or line whose heading already names the role."""
+        return self.people.get(person_id, (person_id, ""))[0] if person_id else ""
+
+    def entry(self, subject: str | None, seq: object) -> ledger.Entry | None:
+        return next((x for x in self.by_subject(subject) if x.seq == seq), None) if seq else None
+
     def of(self, *kinds: str) -> list[ledger.Entry]:
         return [e for e in self.entries if e.kind in kinds]
 
@@ -94,8 +102,11 @@ def load(
         rows = s.scalars(select(Call).where(Call.id.in_(ids))).all() if ids else []
         people = s.scalars(select(Person)).all()
     data = FormData(config.zone, config.municipality, found)
-    data.calls = {
-        r.id: CallFacts(r.id, r.started_at, r.ended_at, r.local_number, r.remote_number, r.line) for r in rows
+    data.calls = {  # numbers hyphenated as written in Japan (03-1111-2222)
+        r.id: CallFacts(
+            r.id, r.started_at, r.ended_at, display(r.local_number), display(r.remote_number), r.line
+        )
+        for r in rows
     }
     data.people = {p.id: (p.name, ROLE_LABELS.get(p.role, p.role)) for p in people}
     return data

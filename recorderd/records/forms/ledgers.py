@@ -18,12 +18,25 @@ def _calls(data: FormData, e: ledger.Entry) -> tuple[str, str]:
     """(times, counterpart numbers) of an entry's calls, one line per call."""
     ids = [str(c) for c in e.detail.get("calls", [])] or ([e.call_id] if e.call_id else [])
     facts = [data.call(c) for c in ids]
-    times = "\n".join(when(f.started, data.zone) for f in facts)
+    times = "\n".join(when(f.started, data.zone).replace("）", "）\n", 1) for f in facts)
     numbers = "\n".join(f.counterpart or "-" for f in facts)
     return times, numbers
 
 
 _HOW = {"returned": "返却", "deleted": "消去", "destroyed": "廃棄"}
+
+
+def _span(data: FormData, relay: ledger.Entry) -> str:
+    """The calls' date and time the handler was given: 対象 令和8年11月22日 9時55分～10時05分."""
+    first, last = (
+        dt.datetime.fromisoformat(str(relay.detail[k])).astimezone(data.zone)
+        for k in ("calls_from", "calls_to")
+    )
+    start = f"{wareki(first.date())}\n{first.hour}時{first.minute:02d}分"
+    end = f"{last.hour}時{last.minute:02d}分"
+    if last.date() != first.date():
+        end = f"{wareki(last.date())}\n{end}"
+    return f"対象 {start}～{end}"
 
 
 def _due(text: object) -> str:
@@ -59,7 +72,8 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
         "対象データの日時",
         "相手方電話番号",
         "取出しの目的",
-        "指示者",
+        "管理責任者の指示",
+        "運用責任者の指示",
         "取扱員",
         "提供先・根拠",
         "返却・消去期限",
@@ -72,6 +86,13 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
         d = e.detail
         if e.kind == "copied":
             d = {**d, "recipient": "ファイルへの複製", "legal_basis": ""}
+        # 第8条: each step of the chain, its person and its date (the relay also names the calls' time).
+        first = data.entry(e.subject, d.get("instruction_seq"))
+        relay = data.entry(e.subject, d.get("relay_seq"))
+        ordered = f"{data.name(first.actor)}\n{wareki(data.day(first))}" if first else ""
+        passed = ""
+        if relay is not None:
+            passed = f"{data.name(relay.actor)}\n{wareki(data.day(relay))}\n{_span(data, relay)}"
         rows.append(
             (
                 str(n),
@@ -79,23 +100,29 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
                 times,
                 numbers,
                 str(d.get("purpose", "")),
-                data.person(d.get("instructed_by")),
-                data.person(e.actor),
+                ordered,
+                passed,
+                data.name(e.actor),
                 f"{d.get('recipient', '')}\n{d.get('legal_basis', '')}",
                 _due(d.get("due")),
                 _status(data, e),
             )
         )
-    sheet.grid(headers, rows, (8, 27, 41, 24, 30, 26, 26, 32, 27, 26))
+    # Widths (mm, 261 across) fit a 令和 date (10 characters at 7 pt) and each heading on one line.
+    sheet.grid(headers, rows, (9, 27, 30, 25, 22, 27, 27, 17, 31, 27, 19), size=7)
     return len(rows)
 
 
+_DUTIES = (
+    "(1)無断で複製しないこと (2)目的以外の利用及び第三者への無断提供を行わないこと "
+    "(3)目的を達成したとき又は目的が達成されないことが判明したときは、速やかに返却、消去等"
+)
 _KIND_LABEL = {
     "exported": "複製",
     "copied": "複製",
     "provided": "提供",
     "export_disposed": "廃棄",
-    "deleted": "消去",
+    "deleted": "廃棄",
 }
 
 
@@ -116,7 +143,9 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
         "備考",
     )
     rows = []
-    events = [e for e in data.of(*_KIND_LABEL) if e.kind != "deleted" or e.subject]  # deletions on request
+    # 第10条: 複製、提供、廃棄: every copy, every provision, every disposal of a copy and every deletion
+    # of a recording, routine (保管期間の経過, by the reaper) or on request.
+    events = data.of(*_KIND_LABEL)
     for n, e in enumerate(events, 1):
         origin = next((x for x in data.by_subject(e.subject) if x.kind == "exported"), e) if e.subject else e
         times, numbers = _calls(data, origin)
@@ -124,22 +153,27 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
         if e.kind == "copied":  # a copy to a file (a role with "copy"): its purpose is its ground
             d = {**d, "legal_basis": d.get("purpose", "")}
         to = e.detail.get("to") if e.kind == "provided" else d.get("recipient", "")
-        duties = "無断複製禁止・目的外利用禁止・返却又は消去" if e.kind in ("exported", "provided") else ""
-        how = _HOW.get(str(e.detail.get("how")), "")
-        note = how or e.detail.get("note") or e.detail.get("rule") or ""
+        duties = _DUTIES if e.kind in ("exported", "provided") else ""
+        label = _KIND_LABEL[e.kind]
+        note = str(e.detail.get("note") or "")
+        if e.kind == "export_disposed":
+            label = _HOW.get(str(e.detail.get("how")), label)  # a returned copy is 返却, not 廃棄
+        elif e.kind == "deleted":
+            routine = not e.subject and e.actor == "reaper"
+            note = "保管期間経過による消去" if routine else f"消去の申出による消去 {e.subject or ''}".strip()
         rows.append(
             (
                 str(n),
                 wareki(data.day(e)),
-                _KIND_LABEL[e.kind],
+                label,
                 times,
                 numbers,
                 str(d.get("legal_basis", "")),
                 str(to),
                 duties,
-                data.person(e.actor),
-                str(note),
+                "自動消去" if e.actor == "reaper" else data.name(e.actor),
+                note,
             )
         )
-    sheet.grid(headers, rows, (8, 27, 10, 41, 24, 34, 26, 34, 28, 20))
+    sheet.grid(headers, rows, (9, 27, 12, 30, 25, 31, 24, 44, 21, 38), size=7)
     return len(rows)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from recorderd.numbers import display
+from recorderd.records.disclosure import IdentityCheck
 from recorderd.records.forms.data import FormData, when
 from recorderd.records.forms.sheet import Sheet, wareki
 from storage import ledger
@@ -67,7 +69,10 @@ def preservation_application(data: FormData, sheet: Sheet) -> int:
                 ("保存の理由", str(d.get("reason", ""))),
                 ("外部記憶媒体", str(d.get("medium", ""))),
                 ("保存期限", _date(d.get("expires_at"))),
-                ("申請者", data.person(e.actor)),
+                # 第6条第1項: the staff member applies to the 課長, who approves; the system knows the
+                # one who preserved, so the applicant signs by hand.
+                ("申請者（所属・氏名）", ""),
+                ("承認・保存実施", f"{data.name(e.actor)}　{wareki(data.day(e))}"),
                 ("整理番号", str(e.subject or d.get("entry", ""))),
             ]
         )
@@ -88,11 +93,12 @@ def deletion_application(data: FormData, sheet: Sheet) -> int:
         sheet.fields(
             [
                 *_call_rows(data, e),
+                ("申請者（氏名・連絡先）", str(e.detail.get("requester", ""))),
                 ("申出の受付番号", str(e.subject or "")),
                 ("処理結果", result),
                 ("理由・備考", str(e.detail.get("reason") or e.detail.get("rule") or "")),
                 ("処理日", wareki(data.day(e))),
-                ("処理者", data.person(e.actor)),
+                ("処理者", data.name(e.actor)),
             ]
         )
     return len(items)
@@ -112,10 +118,10 @@ def disclosure_request(data: FormData, sheet: Sheet) -> int:
             [
                 ("請求者氏名", str(d.get("requester", ""))),
                 ("連絡先", str(d.get("contact", ""))),
-                ("対象の電話番号", str(d.get("number", ""))),
+                ("対象の電話番号", display(str(d.get("number", ""))) or ""),
                 ("対象期間", f"{_date(d.get('from'))}〜{_date(d.get('to'))}"),
-                ("本人確認の方法", str(d.get("identity_check", ""))),
-                ("確認者", data.person(e.actor)),
+                ("本人確認の方法", IdentityCheck.text(d.get("identity_check", ""))),
+                ("確認者", data.name(str((d.get("identity_check") or {}).get("checked_by") or e.actor))),
                 ("該当する記録", f"{len(d.get('calls', []))}件（保存停止の措置済み）"),
                 ("開示の方法", "再生可能なシステム端末から再生し、請求者が聴取する"),
                 ("結果", outcome + (f"　{wareki(data.day(closed))}" if closed else "")),

@@ -15,19 +15,23 @@ _RULES = "さいたまコールセンター通話録音装置等の運用に関�
 
 
 def _call_items(data: FormData, e: ledger.Entry) -> list[tuple[str, str]]:
-    items: list[tuple[str, str]] = []
+    """Items 1-3 as the 要領 numbers them, once each; several calls are listed (1), (2)… inside."""
     calls = [data.call(str(c)) for c in e.detail.get("calls", [])]
-    for n, f in enumerate(calls, 1):
-        suffix = f"（{n}）" if len(calls) > 1 else ""
-        items += [
-            (
-                f"1 通話日時{suffix}",
-                f"{when(f.started, data.zone, approx=True)}から\n{when(f.ended, data.zone, approx=True)}まで",
-            ),
-            (f"2 市役所側電話番号{suffix}", f.city_side or "-"),
-            (f"3 通話相手方電話番号{suffix}", f.counterpart or "-"),
-        ]
-    return items
+
+    def each(values: list[str]) -> str:
+        if len(values) == 1:
+            return values[0]
+        return "\n".join(f"（{n}）{v}" for n, v in enumerate(values, 1))
+
+    times = [
+        f"{when(f.started, data.zone, approx=True)}から\n{when(f.ended, data.zone, approx=True)}まで"
+        for f in calls
+    ]
+    return [
+        ("1 通話日時", each(times)),
+        ("2 市役所側電話番号", each([f.city_side or "-" for f in calls])),
+        ("3 通話相手方電話番号", each([f.counterpart or "-" for f in calls])),
+    ]
 
 
 def instruction(data: FormData, sheet: Sheet) -> int:
@@ -37,7 +41,7 @@ def instruction(data: FormData, sheet: Sheet) -> int:
         sheet.page("様式第1号（第5条関係）")
         sheet.right(wareki(data.day(e)))
         sheet.left("運営受託者　様")
-        sheet.right(f"運用責任者（広聴課長）　{data.person(e.actor)}")
+        sheet.right(f"運用責任者（広聴課長）　{data.name(e.actor)}")
         sheet.title("出力データ作成指示書")
         sheet.left(f"{_RULES}第5条第1項の規定に基づき、次のとおり出力データの作成を指示します。")
         sheet.gap()
@@ -63,7 +67,7 @@ def submission(data: FormData, sheet: Sheet) -> int:
         sheet.page("様式第2号（第5条関係）")
         sheet.right(wareki(data.day(e)))
         sheet.left("運用責任者（広聴課長）　様")
-        sheet.right(f"運営受託者　{data.person(e.actor)}")
+        sheet.right(f"運営受託者　{data.name(e.actor)}")
         sheet.title("出力データ提出書")
         since = wareki(data.day(ordered)) if ordered else "　　年　月　日"
         sheet.left(

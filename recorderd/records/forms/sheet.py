@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
 
-__all__ = ["FONT_CANDIDATES", "FormError", "Sheet", "find_font", "wareki"]
+__all__ = ["FONT_CANDIDATES", "FormError", "Sheet", "find_font", "kinsoku_lines", "wareki"]
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf",
@@ -48,6 +48,30 @@ def wareki(day: dt.date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+# Characters a Japanese line must not begin with (行頭禁則).
+NO_LINE_START = frozenset(
+    "。、，．・：；？！）」』】〕｝〉》ー々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ)]},."
+)
+
+
+def kinsoku_lines(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """Break ``text`` into lines no wider than ``width``; a closing mark that would begin a line takes
+    the character before it along (追い出し), so "…申請します。" never leaves "。" alone."""
+    lines: list[str] = []
+    line = ""
+    for ch in text:
+        if line and measure(line + ch) > width:
+            if ch in NO_LINE_START and len(line) > 1:
+                lines.append(line[:-1])
+                line = line[-1]
+            else:
+                lines.append(line)
+                line = ""
+        line += ch
+    lines.append(line)
+    return lines
+
+
 class Sheet:
     def __init__(self, *, landscape: bool = False) -> None:
         self.pdf = FPDF(orientation="L" if landscape else "P", unit="mm", format="A4")
@@ -72,8 +96,17 @@ class Sheet:
 
     def left(self, text: str, size: float = 10.5) -> None:
         self.font(size)
-        # Japanese has no spaces between words: wrap at any character, not at the few spaces there are.
-        self.pdf.multi_cell(w=0, h=7, text=text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, wrapmode=WrapMode.CHAR)
+        # Japanese has no spaces between words: wrap at any character, not at the few spaces there are,
+        # but never begin a line with a closing mark (禁則: a lone "。" on the last line).
+        width = self.pdf.w - self.pdf.l_margin - self.pdf.r_margin - 2 * self.pdf.c_margin
+        lines = [
+            line
+            for para in text.split("\n")
+            for line in kinsoku_lines(para, width, self.pdf.get_string_width)
+        ]
+        self.pdf.multi_cell(
+            w=0, h=7, text="\n".join(lines), new_x=XPos.LMARGIN, new_y=YPos.NEXT, wrapmode=WrapMode.CHAR
+        )
 
     def title(self, text: str) -> None:
         self.pdf.ln(4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from pathlib import Path
 
 import pytest
@@ -84,14 +85,28 @@ def test_added_removed_and_foreign_signed(tmp_path: Path) -> None:
 SAITAMA = {"keep_unit": "fiscal_year_end", "keep_count": 1}
 
 
+TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")
+
+
 @pytest.mark.parametrize(
     ("policy", "made", "expected"),
     [
-        (SAITAMA, dt.date(2026, 11, 22), dt.date(2028, 3, 31)),  # FY2026 → the end of FY2027
-        (SAITAMA, dt.date(2027, 3, 31), dt.date(2028, 3, 31)),  # still FY2026
-        (SAITAMA, dt.date(2027, 4, 1), dt.date(2029, 3, 31)),  # FY2027 → the end of FY2028
-        ({}, dt.date(2026, 11, 22), dt.date(2027, 2, 19)),  # 90 days, the day it was made is day 1
+        # The copy's own clock, from the instant it is made (Asia/Tokyo), by the Civil Code.
+        (
+            SAITAMA,
+            dt.datetime(2026, 11, 22, 10, tzinfo=TOKYO),
+            dt.date(2028, 3, 31),
+        ),  # FY2026 → end of FY2027
+        (SAITAMA, dt.datetime(2027, 3, 31, 23, 59, tzinfo=TOKYO), dt.date(2028, 3, 31)),  # still FY2026
+        (
+            SAITAMA,
+            dt.datetime(2027, 3, 31, 15, tzinfo=dt.UTC),
+            dt.date(2029, 3, 31),
+        ),  # 00:00 JST 1 Apr: FY2027
+        # 90 days from 10:00 on 22 Nov 2026: day 1 = 23 Nov (民法第140条); day 90 = 20 Feb 2027
+        # (8 days of November + 31 + 31 + 20).
+        ({}, dt.datetime(2026, 11, 22, 10, tzinfo=TOKYO), dt.date(2027, 2, 20)),
     ],
 )
-def test_export_copy_retention(policy: dict[str, object], made: dt.date, expected: dt.date) -> None:
-    assert keep_until(ExportPolicy.model_validate(policy), made) == expected
+def test_export_copy_retention(policy: dict[str, object], made: dt.datetime, expected: dt.date) -> None:
+    assert keep_until(ExportPolicy.model_validate(policy), made, TOKYO) == expected

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from recorderd.incidents import raise_incident
 from recorderd.records import export, forms
 from recorderd.records.forms.sheet import FormError, find_font, wareki
 from recorderd.service import Service, records
@@ -61,7 +62,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         last=dt.date(2026, 11, 30),
         requester="山田太郎",
         contact="大阪市北区",
-        identity_check="運転免許証",
+        identity=records.IdentityCheck("運転免許証", "123456789012", ("通話日時の申告",)),
     )
     records.close_disclosure(svc, boss, opened.id, "disclosed", "窓口で再生")
     # What the retention side ledgers (storage/retention_log → ledger): a preservation and a deletion request.
@@ -77,6 +78,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     ledger.append_committed(
         sessions, "deletion_refused", "kanri", call_id=other, subject="D-1", detail=refused
     )
+    raise_incident(sessions, "loss", "USBメモリの紛失", key="hand:1", actor="kanri")
     return site
 
 
@@ -85,9 +87,10 @@ EXPECTED = {
         "通話録音データ取出管理台帳",
         "様式第1号",
         "取出年月日",
-        "指示者",
+        "管理責任者の指示",
+        "運用責任者の指示",
         "取扱員",
-        "0311112222",
+        "03-1111-2222",
         "応対内容の確認",
         wareki(dt.date(2027, 3, 31)),
     ],
@@ -99,9 +102,9 @@ EXPECTED = {
         "10時00分頃から",
         "10時05分頃まで",
         "市役所側電話番号",
-        "0668585050",
+        "06-6858-5050",
         "通話相手方電話番号",
-        "0311112222",
+        "03-1111-2222",
         "DVD-R",
     ],
     "saitama-2": [
@@ -110,14 +113,31 @@ EXPECTED = {
         "付けで指示のあった件について",
         "第5条第2項",
         "市役所側電話番号",
-        "0668585050",
+        "06-6858-5050",
         "通話相手方電話番号",
-        "0311112222",
+        "03-1111-2222",
     ],
-    "matsumoto": ["通話記録管理簿", "複製", "提供", "廃棄", "個人情報保護法第69条第2項", "広聴課"],
-    "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "0455556666"],
-    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "0455556666"],
-    "osaka-3": ["開示請求書", "第3号様式", "山田太郎", "運転免許証", "0311112222", "開示（再生により聴取）"],
+    # A copy disposed of by deletion is filed as 消去 (廃棄 is for recordings and destroyed media).
+    "matsumoto": [
+        "通話記録管理簿",
+        "複製",
+        "提供",
+        "消去",
+        "個人情報保護法第69条第2項",
+        "広聴課",
+        "判明したとき",
+    ],
+    "incident": ["事故報告書", "紛失", "USBメモリの紛失", "からの届出", "（未確認）"],
+    "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "045-555-6666"],
+    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666"],
+    "osaka-3": [
+        "開示請求書",
+        "第3号様式",
+        "山田太郎",
+        "運転免許証",
+        "03-1111-2222",
+        "開示（再生により聴取）",
+    ],
     "osaka-4": ["外部記憶媒体保存目録", "第4号様式", "USB-01", "不当要求行為"],
 }
 
@@ -148,3 +168,58 @@ def test_a_request_form_is_limited_to_that_request(site: Site, tmp_path: Path) -
     )
     with pytest.raises(FormError, match="unknown form"):
         forms.render("kyoto-9", site.sessions, site.config, tmp_path / "x.pdf")
+
+
+# What a clerk checks on paper: each label with its value on one line, dates in 令和, numbers hyphenated,
+# no line holding only a closing mark or a lone item number (read with pdftotext -layout).
+ON_ONE_LINE = {
+    "saitama-1": [
+        ("2 市役所側電話番号", "06-6858-5050"),
+        ("3 通話相手方電話番号", "03-1111-2222"),
+        ("4 利用目的", "応対内容の確認"),
+        ("5 根拠", "個人情報保護法第69条第2項"),
+        ("運用責任者（広聴課長）", "Kanri"),
+    ],
+    "saitama-2": [
+        ("2 市役所側電話番号", "06-6858-5050"),
+        ("3 通話相手方電話番号", "03-1111-2222"),
+        ("運営受託者", "Unyo"),
+        ("記録媒体", "DVD-R"),
+    ],
+    "osaka-1": [("保存の理由", "不当要求行為"), ("外部記憶媒体", "USB-01"), ("承認・保存実施", "Kanri")],
+    "osaka-2": [("申出の受付番号", "D-1"), ("処理者", "Kanri"), ("申請者（氏名・連絡先）", "")],
+    "osaka-3": [
+        ("対象の電話番号", "03-1111-2222"),
+        ("本人確認の方法", "運転免許証（番号末尾9012）"),
+        ("確認者", "Kanri"),
+    ],
+    "incident": [("事故の種別", "紛失"), ("事故の内容", "USBメモリの紛失"), ("確認者", "（未確認）")],
+    "toyonaka-1": [("1", "令和"), ("1", "03-1111-2222"), ("1", "令和9年3月31日")],
+    "matsumoto": [("1", "複製"), ("1", "03-1111-2222")],
+}
+
+
+@pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext not installed (apt-get install poppler-utils)")
+@pytest.mark.parametrize("name", sorted(ON_ONE_LINE))
+def test_labels_and_values_share_a_line(site: Site, tmp_path: Path, name: str) -> None:
+    out = tmp_path / f"{name}.pdf"
+    forms.render(name, site.sessions, site.config, out)
+    text = subprocess.run(
+        [str(PDFTOTEXT), "-layout", str(out), "-"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    lines = text.splitlines()
+    for label, value in ON_ONE_LINE[name]:
+        assert any(x.lstrip().startswith(label) and value in x for x in lines), (name, label, value, text)
+    for x in lines:
+        bare = x.strip()
+        assert bare == "" or (bare not in ("。", "、", "）") and not bare.isdigit()), (name, x, text)
+    assert "2026年" not in text and "2027年" not in text  # 令和, not Western years
+    assert "0311112222" not in text  # hyphenated
+
+
+def test_kinsoku_never_starts_a_line_with_a_closing_mark() -> None:
+    from recorderd.records.forms.sheet import kinsoku_lines
+
+    lines = kinsoku_lines("あいうえお。", 5, len)  # five characters fit: "。" would be alone
+    assert lines == ["あいうえ", "お。"]
+    assert kinsoku_lines("あいう", 5, len) == ["あいう"]

@@ -19,6 +19,7 @@ import pytest
 from recorderd.cli.daemon import daemon_main
 from recorderd.config import Config, load_config
 from recorderd.daemon.policy import CallFacts, decide
+from recorderd.records.export import keep_until
 from recorderd.retention.engine import Retention
 from support.installed import as_installed
 
@@ -68,17 +69,27 @@ def test_profile_passes_check_config(name: str, tmp_path: Path, capsys: pytest.C
     assert "OK" in capsys.readouterr().out
 
 
-# -- Toyonaka 第5条第2項: 概ね31日; day 1 = the recording day, last day = day 1 + 30 ----------------------
+# Every table below follows 民法第138条〜第143条 unless the article's own words say otherwise:
+# art. 140, a period that does not start at 00:00 does not count its first day (day 1 = the next day;
+# exactly 00:00 JST counts that day); art. 143, months and years run by the calendar and end the day
+# before the corresponding day, or at the end of the month that has none; art. 141, the period ends at
+# the end of its last day (due at 00:00 JST the next day = 15:00 UTC of the last day).
+
+
+# -- Toyonaka 第5条第2項: 概ね31日 (no words on day 1: art. 140): last day = the recording day + 31 ------
 @pytest.mark.parametrize(
     ("started", "last_day"),
     [
-        (tokyo(2026, 3, 1, 10), "2026-03-31"),
-        (tokyo(2026, 1, 31, 23, 59), "2026-03-02"),  # 31 Jan + 30: February has 28 days
-        (utc(2026, 1, 31, 15, 0), "2026-03-03"),  # = 00:00 JST 1 February
-        (tokyo(2028, 2, 29, 12), "2028-03-30"),  # leap day is day 1
-        (tokyo(2026, 3, 31, 23, 59), "2026-04-30"),
-        (utc(2026, 4, 30, 14, 59), "2026-05-30"),  # = 23:59 JST 30 April
-        (tokyo(2026, 12, 15, 9), "2027-01-14"),
+        (tokyo(2026, 3, 1, 10), "2026-04-01"),  # day 1 = 2 Mar; day 31 = 1 Apr
+        (tokyo(2026, 1, 31, 23, 59), "2026-03-03"),  # day 1 = 1 Feb; 28 February days + 3 March days
+        (utc(2026, 1, 31, 14, 59), "2026-03-03"),  # the same instant in UTC
+        (utc(2026, 1, 31, 15, 0), "2026-03-03"),  # = 00:00 JST 1 Feb: art. 140 proviso, 1 Feb is day 1
+        (tokyo(2026, 2, 28, 10), "2026-03-31"),  # month end: day 1 = 1 Mar, day 31 = 31 Mar
+        (tokyo(2028, 2, 29, 12), "2028-03-31"),  # leap day not counted: day 1 = 1 Mar
+        (tokyo(2028, 2, 28, 12), "2028-03-30"),  # day 1 = 29 Feb 2028 (counted), day 31 = 30 Mar
+        (tokyo(2026, 3, 31, 23, 59), "2026-05-01"),  # FY boundary: day 1 = 1 Apr, day 31 = 1 May
+        (utc(2026, 4, 30, 14, 59), "2026-05-31"),  # = 23:59 JST 30 April: day 1 = 1 May
+        (tokyo(2026, 12, 15, 9), "2027-01-15"),  # day 1 = 16 Dec, 16 days of Dec + 15 of Jan
     ],
 )
 def test_toyonaka_retention(started: dt.datetime, last_day: str) -> None:
@@ -87,15 +98,18 @@ def test_toyonaka_retention(started: dt.datetime, last_day: str) -> None:
 
 
 # -- Saitama 第4条第6項: raw to the end of the month after; output data to the end of the next FY -----
+# "記録した日の属する月の翌月末": the words name the recording day's month; no day is left out.
 @pytest.mark.parametrize(
     ("started", "last_day"),
     [
         (tokyo(2026, 1, 15, 10), "2026-02-28"),
-        (tokyo(2026, 1, 31, 23, 59), "2026-02-28"),
+        (tokyo(2026, 1, 31, 23, 59), "2026-02-28"),  # January's next month
+        (utc(2026, 1, 31, 14, 59), "2026-02-28"),  # the same instant
         (utc(2026, 1, 31, 15, 0), "2026-03-31"),  # = 00:00 JST 1 February: February's next month
         (tokyo(2028, 1, 29, 9), "2028-02-29"),
         (tokyo(2028, 2, 29, 9), "2028-03-31"),
         (tokyo(2026, 12, 31, 23, 59), "2027-01-31"),
+        (tokyo(2026, 3, 31, 23, 59), "2026-04-30"),  # FY boundary: March's next month
         (utc(2026, 3, 31, 15, 0), "2026-05-31"),  # = 00:00 JST 1 April
     ],
 )
@@ -104,10 +118,11 @@ def test_saitama_raw_retention(started: dt.datetime, last_day: str) -> None:
     assert (v["retention_policy"], v["expires_at"]) == ("raw", due(last_day))
 
 
+# 第2号 出力データ: "記録した日の属する年度の翌年度末" where 記録した日 is the day the output data is made.
 @pytest.mark.parametrize(
-    ("started", "last_day"),
+    ("made", "last_day"),
     [
-        (tokyo(2026, 3, 31, 23, 59), "2027-03-31"),  # FY2025 -> end of FY2026
+        (tokyo(2026, 3, 31, 23, 59), "2027-03-31"),  # made in FY2025 -> end of FY2026
         (utc(2026, 3, 31, 14, 59), "2027-03-31"),  # the same instant
         (utc(2026, 3, 31, 15, 0), "2028-03-31"),  # 00:00 JST 1 April: FY2026 -> end of FY2027
         (tokyo(2026, 4, 1, 9), "2028-03-31"),
@@ -115,25 +130,43 @@ def test_saitama_raw_retention(started: dt.datetime, last_day: str) -> None:
         (tokyo(2028, 2, 29, 9), "2029-03-31"),  # FY2027
     ],
 )
-def test_saitama_output_data_counts_fiscal_years_from_the_recording(
-    started: dt.datetime, last_day: str
-) -> None:
-    preserved = started + dt.timedelta(days=20)  # the output is made later; the rule counts from recording
-    v = computed(profile("saitama"), "callcentre", started, preserved_at=preserved)
-    assert (v["retention_policy"], v["expires_at"]) == ("output", due(last_day))
+def test_saitama_output_data_counts_from_the_day_it_is_made(made: dt.datetime, last_day: str) -> None:
+    started = made - dt.timedelta(days=20)  # the call was recorded earlier
+    config = profile("saitama")
+    assert Retention(config, None).copy_expiry(started, made) == due(last_day)  # type: ignore[arg-type]
+    # The raw recording keeps its own date (第1号): the end of the month after its recording month.
+    v = computed(config, "callcentre", started, preserved_at=made)
+    local = started.astimezone(TOKYO).date()
+    nxt = (local.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    raw_last = (nxt + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    assert (v["retention_policy"], v["expires_at"]) == ("raw", due(raw_last.isoformat()))
 
 
-# -- Osaka 第6条: 6 months here, then 6 months in secondary storage (counted from the move) ---------
+@pytest.mark.parametrize(
+    ("made", "last_day"),
+    [
+        (tokyo(2026, 3, 31, 23, 59), "2027-03-31"),  # an export made in FY2025
+        (utc(2026, 3, 31, 15, 0), "2028-03-31"),  # 00:00 JST 1 April: FY2026
+    ],
+)
+def test_saitama_export_copies_count_from_the_day_they_are_made(made: dt.datetime, last_day: str) -> None:
+    assert keep_until(profile("saitama").exports, made, TOKYO) == dt.date.fromisoformat(last_day)
+
+
+# -- Osaka 第6条第1項: moved at 6 months, deleted at 12 months, both counted from the recording ------
 @pytest.mark.parametrize(
     ("started", "move_last_day", "last_day"),
     [
-        (tokyo(2026, 1, 10, 9), "2026-07-09", "2027-01-09"),
-        (tokyo(2026, 8, 31, 12), "2027-02-28", "2027-08-31"),  # no 31 Feb; the tier starts 1 March
+        (tokyo(2026, 1, 10, 9), "2026-07-10", "2027-01-10"),  # day 1 = 11 Jan; the day before 11 Jul / 11 Jan
+        (tokyo(2026, 1, 31, 10), "2026-07-31", "2027-01-31"),  # day 1 = 1 Feb: whole months
+        (tokyo(2026, 8, 29, 10), "2027-02-28", "2027-08-29"),  # day 1 = 30 Aug: no 30 Feb -> end of Feb
+        (tokyo(2026, 8, 31, 12), "2027-02-28", "2027-08-31"),  # day 1 = 1 Sep
         (tokyo(2027, 8, 31, 12), "2028-02-29", "2028-08-31"),  # leap February
-        (tokyo(2026, 3, 31, 23, 59), "2026-09-30", "2027-03-31"),  # no 31 September
-        (utc(2026, 3, 31, 15, 0), "2026-09-30", "2027-03-31"),  # 00:00 JST 1 April: 1 Oct - 1 = 30 Sep
-        (tokyo(2028, 2, 29, 10), "2028-08-28", "2029-02-28"),  # 29 Aug starts the tier; no 29 Feb 2029
-        (tokyo(2026, 12, 31, 9), "2027-06-30", "2027-12-31"),
+        (tokyo(2026, 3, 31, 23, 59), "2026-09-30", "2027-03-31"),  # day 1 = 1 Apr
+        (utc(2026, 3, 31, 14, 59), "2026-09-30", "2027-03-31"),  # the same instant (23:59 JST)
+        (utc(2026, 3, 31, 15, 0), "2026-09-30", "2027-03-31"),  # 00:00 JST 1 April: 1 Apr is day 1
+        (tokyo(2028, 2, 29, 10), "2028-08-31", "2029-02-28"),  # day 1 = 1 Mar 2028
+        (tokyo(2026, 12, 31, 9), "2027-06-30", "2027-12-31"),  # day 1 = 1 Jan 2027
     ],
 )
 def test_osaka_tiers(started: dt.datetime, move_last_day: str, last_day: str) -> None:
@@ -148,25 +181,37 @@ def test_osaka_tiers(started: dt.datetime, move_last_day: str, last_day: str) ->
 
 
 def test_osaka_external_preservation_is_five_years_from_preservation() -> None:
-    v = computed(profile("osaka-water"), "credit", tokyo(2026, 1, 10, 9), preserved_at=tokyo(2026, 5, 20, 10))
-    assert (v["retention_policy"], v["expires_at"], v["move_at"]) == ("external", due("2031-05-19"), None)
-    leap = computed(
-        profile("osaka-water"), "credit", tokyo(2028, 1, 10, 9), preserved_at=tokyo(2028, 2, 29, 23)
+    config = profile("osaka-water")
+    ret = Retention(config, None)  # type: ignore[arg-type]
+    started, made = tokyo(2026, 1, 10, 9), tokyo(2026, 5, 20, 10)
+    # Preserved 10:00 on 20 May 2026: day 1 = 21 May; 5 years end the day before 21 May 2031.
+    assert ret.copy_expiry(started, made) == due("2031-05-20")
+    # Preserved 23:00 on 29 Feb 2028: day 1 = 1 Mar 2028; 5 years end 28 Feb 2033.
+    assert ret.copy_expiry(tokyo(2028, 1, 10, 9), tokyo(2028, 2, 29, 23)) == due("2033-02-28")
+    # The device copy leaves the system after its own 12 months (第6条第1項), preserved or not.
+    v = computed(config, "credit", started, preserved_at=made)
+    assert (v["retention_policy"], v["move_at"], v["expires_at"]) == (
+        "standard",
+        due("2026-07-10"),
+        due("2027-01-10"),
     )
-    assert leap["expires_at"] == due("2033-02-28")  # no 29 February 2033
 
 
-# -- Kawasaki 第5条第1項: 翌日から起算して14日後まで: day 1 = the next day, last day = the call + 14 ---------
+# -- Kawasaki 第5条第1項: 翌日から起算して14日後まで: the words fix day 1 = the next day, always --------
+# (The other reading, "14日後" as the day 14 days after day 1, would keep one day more: see
+# docs/retention.md; the profile follows the usual reading, the recording day + 14.)
 @pytest.mark.parametrize(
     ("started", "last_day"),
     [
         (tokyo(2026, 4, 1, 10), "2026-04-15"),
         (tokyo(2026, 1, 31, 23, 59), "2026-02-14"),
-        (utc(2026, 1, 31, 15, 0), "2026-02-15"),  # = 00:00 JST 1 February
+        (utc(2026, 1, 31, 15, 0), "2026-02-15"),  # = 00:00 JST 1 February: the words still say 翌日
         (tokyo(2028, 2, 28, 12), "2028-03-13"),  # 29 February is day 1
+        (tokyo(2028, 2, 29, 12), "2028-03-14"),  # day 1 = 1 March
         (tokyo(2026, 2, 28, 23, 59), "2026-03-14"),
         (tokyo(2026, 12, 25, 9), "2027-01-08"),
         (tokyo(2026, 3, 31, 23, 59), "2026-04-14"),
+        (utc(2026, 3, 31, 14, 59), "2026-04-14"),  # the same instant
     ],
 )
 def test_kawasaki_retention(started: dt.datetime, last_day: str) -> None:
@@ -178,18 +223,21 @@ def test_kawasaki_retention(started: dt.datetime, last_day: str) -> None:
     )
 
 
-# -- Matsumoto 第7条第5項: 記録された日から3か月: the day before the same date 3 months on ------------
+# -- Matsumoto 第7条第5項: 記録された日から3か月 ("日から", not "起算して": art. 140 applies) ----------
 @pytest.mark.parametrize(
     ("started", "last_day"),
     [
-        (tokyo(2026, 1, 15, 10), "2026-04-14"),
-        (tokyo(2026, 11, 30, 10), "2027-02-28"),  # no 30 February: the month's last day
-        (tokyo(2027, 11, 30, 10), "2028-02-29"),
-        (tokyo(2026, 12, 1, 10), "2027-02-28"),
-        (tokyo(2028, 2, 29, 10), "2028-05-28"),
-        (tokyo(2026, 3, 31, 23, 59), "2026-06-30"),  # no 31 June
-        (utc(2026, 3, 31, 15, 0), "2026-06-30"),  # 00:00 JST 1 April: 1 July - 1
-        (tokyo(2026, 5, 31, 10), "2026-08-30"),
+        (tokyo(2026, 1, 15, 10), "2026-04-15"),  # day 1 = 16 Jan; the day before 16 Apr
+        (tokyo(2026, 1, 31, 10), "2026-04-30"),  # day 1 = 1 Feb: whole months
+        (tokyo(2025, 11, 29, 10), "2026-02-28"),  # day 1 = 30 Nov: no 30 Feb -> end of February
+        (tokyo(2026, 11, 30, 10), "2027-02-28"),  # day 1 = 1 Dec
+        (tokyo(2027, 11, 30, 10), "2028-02-29"),  # into a leap February
+        (tokyo(2026, 12, 1, 10), "2027-03-01"),  # day 1 = 2 Dec; the day before 2 Mar
+        (tokyo(2028, 2, 29, 10), "2028-05-31"),  # day 1 = 1 Mar 2028
+        (tokyo(2026, 3, 31, 23, 59), "2026-06-30"),  # day 1 = 1 Apr
+        (utc(2026, 3, 31, 14, 59), "2026-06-30"),  # the same instant
+        (utc(2026, 3, 31, 15, 0), "2026-06-30"),  # 00:00 JST 1 April: 1 Apr is day 1
+        (tokyo(2026, 5, 31, 10), "2026-08-31"),  # day 1 = 1 Jun
     ],
 )
 def test_matsumoto_retention(started: dt.datetime, last_day: str) -> None:
@@ -255,7 +303,7 @@ def test_other_and_counselling_lines_are_excluded_without_numbers(name: str, num
 def test_matsumoto_records_outbound_calls_without_announcement() -> None:
     d = decide(profile("matsumoto"), CallFacts("outbound", "201", "0312345678"), NOON)
     assert (d.action, d.announcement) == ("record", None)
-    assert computed(profile("matsumoto"), None, tokyo(2026, 1, 15, 10))["expires_at"] == due("2026-04-14")
+    assert computed(profile("matsumoto"), None, tokyo(2026, 1, 15, 10))["expires_at"] == due("2026-04-15")
 
 
 def test_only_saitama_and_osaka_may_preserve_and_only_osaka_tiers() -> None:

@@ -118,3 +118,22 @@ def test_disk_guard_keeps_its_state_when_the_disk_cannot_be_read(tmp_path: Path)
     guard = DiskGuard(tmp_path, RetentionConfig(), Sink(), usage=broken)
     guard.state = "full"
     assert guard.check() == "full" and guard.refusal() == "disk_full"
+
+
+def test_the_arithmetic_version_is_part_of_the_fingerprint() -> None:
+    """Upgrading to the Civil Code reading (issue 11) changes no configuration, yet every row must be
+    recomputed: the version of the arithmetic is in what the reaper compares."""
+    import json
+
+    from recorderd.retention.rules import ARITHMETIC, fingerprint
+
+    c = parse_config(cfg('default = "k"\n[retention.policies.k]\nkeep = { days = 31 }'))
+    assert json.loads(fingerprint(c)[1])["arithmetic"] == ARITHMETIC >= 2
+    tiered = cfg(
+        'default = "k"\n[retention.stores]\ns = "/srv/s"\n[retention.policies.k]\nkeep = { months = 6 }\n'
+        'tiers = [{ store = "s", keep = { months = 6 }, counted_from = "recording" }]'
+    )
+    assert (
+        fingerprint(parse_config(tiered))[0]
+        != fingerprint(parse_config(tiered.replace("recording", "move")))[0]
+    )

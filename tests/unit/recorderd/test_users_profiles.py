@@ -40,7 +40,7 @@ def test_every_profile_keeps_auditors_away_from_keys(profile: str) -> None:
 
 def test_matsumoto_copies_only_on_the_named_grounds() -> None:
     bases = load_config(PROFILES / "matsumoto.toml").exports.legal_bases
-    assert "捜査機関から犯罪捜査のため情報提供を求められた場合" in bases and len(bases) == 4
+    assert "第8条第1項第2号 捜査機関から犯罪捜査のため情報提供を求められた場合" in bases and len(bases) == 4
 
 
 @pytest.mark.parametrize("profile", ["toyonaka", "saitama", "osaka-water", "kawasaki", "matsumoto"])

@@ -108,10 +108,20 @@ def test_fiscal_year_start_is_configurable() -> None:
         # One minute later: 00:00 JST on 1 April, though still 31 March in UTC: FY2026.
         (utc(2026, 3, 31, 15, 0), Period("fiscal_year_end", 1), utc(2028, 3, 31, 15)),
         (tokyo(2026, 4, 1, 0, 0), Period("fiscal_year_end", 1), utc(2028, 3, 31, 15)),
-        # The same instant written in either zone gives the same expiry.
-        (tokyo(2026, 1, 31, 23, 59), Period("days", 31), utc(2026, 3, 2, 15)),
-        (utc(2026, 1, 31, 14, 59), Period("days", 31), utc(2026, 3, 2, 15)),
-        (utc(2026, 1, 31, 15, 0), Period("days", 31), utc(2026, 3, 3, 15)),  # 1 Feb in Tokyo
+        # 民法第140条: 23:59 JST on 31 Jan is not 00:00, so 31 Jan is not counted: day 1 = 1 Feb,
+        # day 31 = 3 Mar (28 February days + 3); due 00:00 JST 4 Mar = 15:00 UTC 3 Mar.
+        (tokyo(2026, 1, 31, 23, 59), Period("days", 31), utc(2026, 3, 3, 15)),
+        (utc(2026, 1, 31, 14, 59), Period("days", 31), utc(2026, 3, 3, 15)),  # the same instant
+        # 15:00 UTC = exactly 00:00 JST 1 Feb: the proviso of art. 140 counts 1 Feb as day 1: 3 Mar.
+        (utc(2026, 1, 31, 15, 0), Period("days", 31), utc(2026, 3, 3, 15)),
+        # One second later it is not 00:00 any more: day 1 = 2 Feb, day 31 = 4 Mar.
+        (utc(2026, 1, 31, 15, 0, 1), Period("days", 31), utc(2026, 3, 4, 15)),
+        # "same_day" (a regulation's "…日から起算して"): 31 Jan is day 1, day 31 = 2 Mar.
+        (tokyo(2026, 1, 31, 23, 59), Period("days", 31, "same_day"), utc(2026, 3, 2, 15)),
+        # Months (civil): 10:00 on 29 Feb 2028 -> day 1 = 1 Mar -> 3 months end 31 May 2028.
+        (tokyo(2028, 2, 29, 10), Period("months", 3), utc(2028, 5, 31, 15)),
+        # 10:00 on 30 Nov 2026 -> day 1 = 1 Dec -> 3 months end 28 Feb 2027.
+        (tokyo(2026, 11, 30, 10), Period("months", 3), utc(2027, 2, 28, 15)),
         # Kawasaki: day 1 is the next day; 1 April -> kept through 15 April.
         (tokyo(2026, 4, 1, 10), Period("days", 14, "next_day"), utc(2026, 4, 15, 15)),
         (tokyo(2026, 2, 28, 23, 30), Period("days", 14, "next_day"), utc(2026, 3, 14, 15)),
@@ -126,18 +136,36 @@ def test_expiry_instant(started: dt.datetime, period: Period, due: dt.datetime) 
 
 
 def test_tiers_chain_from_the_day_after_the_previous_tier() -> None:
-    osaka = Policy("standard", Period("months", 6), (Tier("secondary", Period("months", 6)),))
-    s = schedule(osaka, tokyo(2026, 1, 10, 9), TOKYO)
+    chained = Policy("standard", Period("months", 6), (Tier("secondary", Period("months", 6)),))
+    # 09:00 on 10 Jan: day 1 = 11 Jan; 6 months end 10 Jul (the day before 11 Jul). The tier starts at
+    # 00:00 on 11 Jul (that day counts: art. 140 proviso) and ends 10 Jan 2027.
+    s = schedule(chained, tokyo(2026, 1, 10, 9), TOKYO)
     assert [(st.store, st.last_day) for st in s.stages] == [
-        ("primary", D(2026, 7, 9)),
-        ("secondary", D(2027, 1, 9)),
+        ("primary", D(2026, 7, 10)),
+        ("secondary", D(2027, 1, 10)),
     ]
-    assert s.until_for("primary") == utc(2026, 7, 9, 15)  # moves at 00:00 JST on 10 July
-    assert s.expires_at == utc(2027, 1, 9, 15)
+    assert s.until_for("primary") == utc(2026, 7, 10, 15)  # moves at 00:00 JST on 11 July
+    assert s.expires_at == utc(2027, 1, 10, 15)
     assert s.move_after("primary") == s.stages[1] and s.move_after("secondary") is None
-    # 31 August: the first 6 months end on 28 Feb (no 31 Feb); the tier starts 1 March and ends 31 Aug.
-    s = schedule(osaka, tokyo(2026, 8, 31, 12), TOKYO)
+    # 29 August: day 1 = 30 Aug; no 30 Feb, so the first 6 months end 28 Feb 2027; the tier's day 1
+    # is 1 March and it ends 31 August 2027.
+    s = schedule(chained, tokyo(2026, 8, 29, 12), TOKYO)
     assert [st.last_day for st in s.stages] == [D(2027, 2, 28), D(2027, 8, 31)]
+
+
+def test_tiers_counted_from_the_anchor_end_where_the_whole_period_ends() -> None:
+    osaka = Policy(
+        "standard", Period("months", 6), (Tier("secondary", Period("months", 6), counted_from="anchor"),)
+    )
+    # 29 August 2026 10:00: day 1 = 30 Aug. 6 months: no 30 Feb -> 28 Feb 2027 (move at 00:00 1 Mar).
+    # 12 months from the same day 1: the day before 30 Aug 2027 = 29 Aug 2027 (chained: 31 Aug).
+    s = schedule(osaka, tokyo(2026, 8, 29, 10), TOKYO)
+    assert [st.last_day for st in s.stages] == [D(2027, 2, 28), D(2027, 8, 29)]
+    # 29 Feb 2028 10:00: day 1 = 1 Mar 2028 -> 31 Aug 2028, then 28 Feb 2029 (the day before 1 Mar).
+    s = schedule(osaka, tokyo(2028, 2, 29, 10), TOKYO)
+    assert [st.last_day for st in s.stages] == [D(2028, 8, 31), D(2029, 2, 28)]
+    with pytest.raises(ValueError, match="same unit"):
+        Policy("x", Period("days", 10), (Tier("s", Period("months", 1), counted_from="anchor"),))
 
 
 def test_naive_times_are_refused() -> None:
@@ -152,16 +180,28 @@ def test_bad_periods_are_refused(unit: str, count: int) -> None:
 
 
 def test_descriptions_read_as_the_rule() -> None:
-    assert describe_period(Period("days", 31)) == "31 days counted from the recording day"
+    assert (
+        describe_period(Period("days", 31)) == "31 days from the recording, its day not counted (民法第140条)"
+    )
     assert (
         describe_period(Period("days", 14, "next_day"))
-        == "14 days counted from the day after the recording day"
+        == "14 days from the recording, counted from the next day"
     )
-    assert describe_period(Period("month_end", 1)) == "to the end of the month after the recording month"
     assert (
-        describe_period(Period("fiscal_year_end", 1)) == "to the end of the fiscal year after the recording's"
+        describe_period(Period("month_end", 1)) == "to the end of the month after the month of the recording"
     )
-    osaka = Policy("standard", Period("months", 6), (Tier("secondary", Period("months", 6)),))
+    assert describe_period(Period("fiscal_year_end", 1), "the preservation") == (
+        "to the end of the fiscal year after the fiscal year of the preservation"
+    )
+    chained = Policy("standard", Period("months", 6), (Tier("secondary", Period("months", 6)),))
+    assert describe_policy(chained) == (
+        "6 months from the recording, its day not counted (民法第140条), "
+        "then 6 months from the move at 00:00, its day counted in secondary"
+    )
+    osaka = Policy(
+        "standard", Period("months", 6), (Tier("secondary", Period("months", 6), counted_from="anchor"),)
+    )
     assert describe_policy(osaka) == (
-        "6 months counted from the recording day, then 6 months counted from the move in secondary"
+        "6 months from the recording, its day not counted (民法第140条), "
+        "then in secondary until 12 months from the recording, its day not counted (民法第140条)"
     )
