@@ -9,6 +9,7 @@ WAV go through the service layer like any person's: both are in the ledger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import numpy as np
 from announce import builtin_prompt, load_pcm
 from pbx.simulator import PbxSimulator, SimCall
 from recorderd.cli.calls import format_table
-from recorderd.config import Config, parse_config
+from recorderd.config import Config, load_config, parse_config
 from recorderd.daemon.lifecycle import Daemon, Endpoints
 from recorderd.service import Actor, Service, calls
 from recorderd.service.people import FreshKey, add_first_person, load_identities
@@ -214,8 +215,27 @@ def try_next(root: Path, call: str) -> list[str]:
     ]
 
 
-def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False) -> int:
+def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False, console: bool = False) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="recorderd-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"recorderd demo in {root}\n")
-    return asyncio.run(_run(root, speed))
+    status = asyncio.run(_run(root, speed))
+    if status != 0 or not console:
+        return status
+    return run_console(root)
+
+
+def run_console(root: Path) -> int:
+    """The web console on the demo's data, as the demo person, until Ctrl-C."""
+    from recorderd.console.serve import serve  # the web stack only when asked for
+
+    config = load_config(root / "recorderd.toml")
+
+    def ready(url: str) -> None:
+        print(
+            f"\nWeb console: {url}  (ID {DEMO_PERSON}, password {DEMO_PASSWORD}; Ctrl-C stops it)", flush=True
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(config, on_ready=ready)
+    return 0
