@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -225,11 +226,24 @@ def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False, co
     return run_console(root)
 
 
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def run_console(root: Path) -> int:
     """The web console on the demo's data, as the demo person, until Ctrl-C."""
     from recorderd.console.serve import serve  # the web stack only when asked for
 
     config = load_config(root / "recorderd.toml")
+    if not _free(*config.console.address):  # 8080 taken on this machine: any free port will do
+        config = config.model_copy(
+            update={"console": config.console.model_copy(update={"listen": "127.0.0.1:0"})}
+        )
 
     def ready(url: str) -> None:
         print(

@@ -3,13 +3,17 @@ the headers. (tests/console/test_browser.py drives the same pages in Chromium.)"
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from pathlib import Path
 
 import httpx
 
+from recorderd.console.sessions import SessionStore
 from storage import ledger
 from storage.holds import listing
-from support.console_site import Running
+from support.console_site import CONSOLE, Running, start
+from support.people import make_site, person, seed_call
 
 
 def signed_in(c: Running, pid: str, password: str) -> httpx.Client:
@@ -132,3 +136,68 @@ def test_signed_out_and_disabled(console: Running) -> None:
     assert client.get("/calls").status_code == 200
     console.site.people().disable(console.manager, "audit")
     assert client.get("/calls").status_code == 303  # the session ends with the account
+
+
+def test_english_on_request(console: Running) -> None:
+    client = httpx.Client(base_url=console.url, timeout=10)
+    assert "サインイン" in client.get("/signin").text  # Japanese by default
+    client.get("/language", params={"to": "en"})
+    page = client.get("/signin").text
+    assert "Sign in" in page and 'lang="en"' in page
+
+
+def test_forced_password_change(console: Running) -> None:
+    people = console.site.people()
+    people.add(console.manager, "newbie", "新人", "auditor", "chosen-by-admin-1")
+    client = httpx.Client(base_url=console.url, timeout=10)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text)
+    assert token
+    r = client.post(
+        "/signin", data={"csrf": token[1], "person_id": "newbie", "password": "chosen-by-admin-1"}
+    )
+    assert 'action="/password"' in r.text and "recorderd_session" not in client.cookies
+    token = re.search(r'name="csrf" value="([^"]+)"', r.text)
+    assert token
+    form = {"csrf": token[1], "person_id": "newbie", "password": "chosen-by-admin-1"}
+    r = client.post(
+        "/password", data=form | {"new_password": "my-own-pw-22", "new_password_again": "my-own-pw-22"}
+    )
+    assert r.status_code == 200
+    people.authenticate("newbie", "my-own-pw-22", action="test")  # the new password works
+
+
+def test_idle_and_absolute_timeouts() -> None:
+    now = [0.0]
+    store = SessionStore(idle_s=60, absolute_s=300, monotonic=lambda: now[0])
+    ws = store.open("boss", dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    now[0] = 59
+    assert store.get(ws.token) is ws
+    now[0] = 120
+    assert store.get(ws.token) is None  # idle for 61 s
+    ws = store.open("boss", dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    for t in range(150, 450, 50):
+        now[0] = t
+        assert (store.get(ws.token) is ws) == (t - 120 <= 300)
+
+
+def test_saitama_shows_no_raw_playback(tmp_path: Path) -> None:
+    roles = (
+        '[people.roles]\nmanager = ["manage_users", "search", "hold"]\n'
+        'operations_manager = ["manage_users", "search", "instruct", "hold", "delete", "audit"]\n'
+        'contractor = ["export"]\nhandler = []\nauditor = ["search", "audit"]\n'
+    )
+    site = make_site(tmp_path, CONSOLE + roles)
+    call, _pcm = seed_call(site)
+    person(site.people(), None, "boss", "manager", "boss-password-1")
+    server, url, thread = start(site)
+    try:
+        boss = site.people().authenticate("boss", "boss-password-1", action="test")
+        c = Running(site, server, url, call, b"", boss, boss)
+        client = signed_in(c, "boss", "boss-password-1")
+        page = client.get(f"/calls/{call}").text
+        assert 'id="no-raw-play"' in page and 'id="play-form"' not in page
+        r = client.post(f"/calls/{call}/play", data={"csrf": csrf_of(client, call), "purpose": "x"})
+        assert r.status_code == 403 and "export" in r.json()["error"]
+    finally:
+        server.stop()
+        thread.join(10)
