@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recorderd.config import Config
+from recorderd.console.admin import Admin
 from recorderd.console.pages import Pages
 from recorderd.console.play import Playback
 from recorderd.console.sessions import SessionStore
@@ -59,7 +60,7 @@ class SecurityHeaders:
 
 def build_app(svc: Service, config: Config, *, store: SessionStore | None = None) -> Starlette:
     console = Console(svc, config, store=store)
-    pages, playback = Pages(console), Playback(console)
+    pages, playback, admin = Pages(console), Playback(console), Admin(console)
 
     async def signed_out(request: Request, _exc: Exception) -> Response:
         return redirect("/signin")
@@ -81,6 +82,11 @@ def build_app(svc: Service, config: Config, *, store: SessionStore | None = None
         Route("/calls/{call}", pages.call, methods=["GET"]),
         Route("/calls/{call}/hold", pages.hold, methods=["POST"]),
         Route("/calls/{call}/play", playback.grant, methods=["POST"]),
+        Route("/calls/{call}/release", admin.release, methods=["POST"]),
+        Route("/ledger", admin.ledger, methods=["GET"]),
+        Route("/status", admin.status, methods=["GET"]),
+        Route("/users", admin.users, methods=["GET"]),
+        Route("/users/{person}/{act}", admin.user_act, methods=["POST"]),
         Route("/sealed/{ticket}", playback.sealed, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(files("recorderd.console") / "static")), name="static"),
     ]

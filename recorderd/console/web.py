@@ -49,6 +49,11 @@ class Console:
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = self.lang(request)
+        who = context.get("who")
+        if who is not None:  # the menu offers only what the role may do
+            context["nav"] = {
+                op: self.svc.may(who, op) for op in ("ledger.show", "users.list", "calls.search")
+            }
         html = self.env.get_template(name).render(
             request=request, t=translator(lang), lang=lang, zone=self.config.zone, **context
         )
