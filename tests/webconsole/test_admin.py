@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import httpx
+from webconsole.test_http import csrf_of, entries, signed_in
 
 from storage import ledger
 from storage.holds import listing
 from support.console_site import Running
-from webconsole.test_http import csrf_of, entries, signed_in
 
 
 def test_ledger_page_verifies_and_filters(console: Running) -> None:
