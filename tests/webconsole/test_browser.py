@@ -102,7 +102,19 @@ def test_sign_in_search_play_sample_for_sample(console: Running, browser: WebDri
     assert browser.execute_script("return window.recorderdPlayer.sampleRate") == 8000
     assert browser.execute_script("return window.recorderdPlayer.integrity") is True
     assert "bad" not in (browser.find_element(By.ID, "integrity").get_attribute("class") or "")
+    # The audio started while the file was still being decrypted, then wavesurfer.js took over.
+    assert browser.execute_script("return window.recorderdPlayer.firstAudibleMs") is not None
     wait(browser, "return window.recorderdPlayer.phase === 'ready'")  # wavesurfer.js drew and can play
+    browser.execute_script(
+        "window.recorderdPlayer.wavesurfer.pause(); window.recorderdPlayer.wavesurfer.setTime(0)"
+    )
+    browser.find_element(By.ID, "fwd5").click()  # a 3 s call: +5 s stops at its end
+    at = browser.execute_script("return window.recorderdPlayer.wavesurfer.getCurrentTime()")
+    assert abs(float(at) - 3.0) < 0.01
+    browser.find_element(By.ID, "back5").click()
+    assert browser.execute_script("return window.recorderdPlayer.wavesurfer.getCurrentTime()") == 0
+    browser.find_element(By.CSS_SELECTOR, "#rate option[value='1.5'], #rate option:nth-child(4)").click()
+    assert browser.execute_script("return window.recorderdPlayer.wavesurfer.getPlaybackRate()") == 1.5
     with console.site.sessions() as s:
         played = [e for e in ledger.entries(s) if e.kind == "played"]
     assert [(e.actor, e.detail["to"]) for e in played] == [("boss", "browser")]

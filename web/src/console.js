@@ -13,7 +13,18 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import WaveSurfer from "wavesurfer.js";
 
 // What the tests (and a curious person's devtools) can read back: state, integrity, the samples.
-const state = { phase: "idle", integrity: null, sampleRate: 0, channels: 0, samples: null, error: null };
+const state = {
+  phase: "idle",
+  integrity: null,
+  sampleRate: 0,
+  channels: 0,
+  samples: null,
+  error: null,
+  clickedAt: 0,
+  firstAudibleMs: null, // from the click to the first sample scheduled to sound
+  unlockMs: null, // opening the key copy (scrypt)
+  wavesurfer: null,
+};
 window.recorderdPlayer = state;
 
 let keyPassword = null; // memory only: cleared when the page goes away or after the idle timeout
@@ -119,7 +130,9 @@ class AuDecoder {
   }
 }
 
-async function decryptStream(stream, identities) {
+// Decrypts chunk by chunk as the ciphertext arrives; each chunk's samples go to the streamer, which
+// starts the audio before the rest has arrived.
+async function decryptStream(stream, identities, streamer) {
   const d = new Decrypter();
   for (const i of identities) d.addIdentity(i);
   const plain = await d.decrypt(stream);
@@ -128,7 +141,62 @@ async function decryptStream(stream, identities) {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) return au.samples();
+    const before = au.parts.length;
     au.push(value);
+    if (streamer && au.parts.length > before) streamer.push(au.parts[au.parts.length - 1]);
+  }
+}
+
+// Plays decoded samples through Web Audio while the rest is still being decrypted, keeping at most
+// AHEAD seconds scheduled (not the whole hour as Float32 buffers). When everything is decoded the
+// page hands over to wavesurfer.js (waveform, seek, ±5 s, speed) at the same position.
+const AHEAD = 20;
+class Streamer {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.queue = [];
+    this.start = null;
+    this.next = 0;
+    this.sources = new Set();
+    this.timer = setInterval(() => this.schedule(), 500);
+  }
+  push(samples) {
+    this.queue.push(samples);
+    this.schedule();
+  }
+  schedule() {
+    const { ctx } = this;
+    while (this.queue.length && (this.start === null || this.next - ctx.currentTime < AHEAD)) {
+      const int16 = this.queue.shift();
+      const frames = int16.length / state.channels;
+      if (!frames) continue;
+      const buf = ctx.createBuffer(state.channels, frames, state.sampleRate);
+      for (let c = 0; c < state.channels; c++) {
+        const out = buf.getChannelData(c);
+        for (let i = 0; i < frames; i++) out[i] = int16[i * state.channels + c] / 32768;
+      }
+      const src = ctx.createBufferSource();
+      src.buffer = buf;
+      src.connect(ctx.destination);
+      if (this.start === null) {
+        this.start = this.next = ctx.currentTime + 0.02;
+        state.firstAudibleMs = performance.now() - state.clickedAt;
+      }
+      src.start(this.next);
+      this.next += buf.duration;
+      this.sources.add(src);
+      src.onended = () => this.sources.delete(src);
+    }
+  }
+  position() {
+    return this.start === null ? 0 : Math.max(0, this.ctx.currentTime - this.start);
+  }
+  stop() {
+    clearInterval(this.timer);
+    for (const s of this.sources) s.stop();
+    this.sources.clear();
+    this.queue = [];
+    this.ctx.close();
   }
 }
 
@@ -159,19 +227,51 @@ function mmss(s) {
   return `${m}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 }
 
-function player(samples) {
+// The waveform's peaks, computed here from the samples we have: wavesurfer.js then need not decode the
+// whole recording again through Web Audio (an hour would be ~700 MB of float samples at 48 kHz).
+function peaks(samples, bins) {
+  const n = Math.max(1, Math.min(bins, samples.length));
+  const per = samples.length / n;
+  const out = new Float32Array(n);
+  for (let b = 0; b < n; b++) {
+    let m = 0;
+    const end = Math.min(samples.length, Math.floor((b + 1) * per));
+    for (let i = Math.floor(b * per); i < end; i++) {
+      const v = Math.abs(samples[i]);
+      if (v > m) m = v;
+    }
+    out[b] = m / 32768;
+  }
+  return out;
+}
+
+function player(samples, resumeAt, keepPlaying) {
   const url = URL.createObjectURL(wav(samples, state.sampleRate, state.channels));
-  const ws = WaveSurfer.create({ container: "#waveform", url, height: 96, waveColor: "#6b8fb3", progressColor: "#1f4e79" });
+  const duration = samples.length / state.channels / state.sampleRate;
+  const ws = WaveSurfer.create({
+    container: "#waveform",
+    url,
+    peaks: [peaks(samples, 4000)],
+    duration,
+    height: 96,
+    waveColor: "#6b8fb3",
+    progressColor: "#1f4e79",
+  });
+  state.wavesurfer = ws;
   $("controls").hidden = false;
   $("back5").addEventListener("click", () => ws.setTime(Math.max(0, ws.getCurrentTime() - 5)));
   $("fwd5").addEventListener("click", () => ws.setTime(Math.min(ws.getDuration(), ws.getCurrentTime() + 5)));
   $("toggle").addEventListener("click", () => ws.playPause());
   $("rate").addEventListener("change", (e) => ws.setPlaybackRate(parseFloat(e.target.value)));
   ws.on("timeupdate", (t) => ($("clock").textContent = `${mmss(t)} / ${mmss(ws.getDuration())}`));
-  ws.on("ready", () => (state.phase = "ready"));
+  ws.on("ready", () => {
+    if (resumeAt > 0) ws.setTime(Math.min(resumeAt, duration));
+    if (keepPlaying) ws.play().catch(() => {});
+    state.phase = "ready";
+  });
 }
 
-async function play(form) {
+async function play(form, ctx) {
   const msg = form.dataset;
   const typed = $("key-password").value;
   $("key-password").value = "";
@@ -196,7 +296,9 @@ async function play(form) {
   state.phase = "unlocking";
   let identities;
   try {
+    const t0 = performance.now();
     identities = await unlock(b64bytes(answer.key_copy), keyPassword || "");
+    state.unlockMs = performance.now() - t0;
   } catch (e) {
     keyPassword = null;
     state.phase = "wrong-key";
@@ -213,12 +315,15 @@ async function play(form) {
   }
   const [forHash, forAudio] = response.body.tee();
   const hashing = hashStream(forHash);
+  const streamer = ctx ? new Streamer(ctx) : null;
   let samples = null;
   try {
-    samples = await decryptStream(forAudio, identities);
+    samples = await decryptStream(forAudio, identities, streamer);
   } catch (e) {
     state.error = String(e);
   }
+  const resumeAt = streamer ? streamer.position() : 0;
+  if (streamer) streamer.stop();
   const digest = await hashing;
   state.integrity = answer.sha256 === null ? null : digest === answer.sha256;
   const box = $("integrity");
@@ -232,17 +337,34 @@ async function play(form) {
   state.samples = samples;
   state.phase = "decoded";
   say("");
-  player(samples);
+  player(samples, resumeAt, streamer !== null && streamer.start !== null);
 }
 
 const form = $("play-form");
 if (form) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    play(form).catch((e) => {
-      state.phase = "failed";
-      state.error = String(e);
-      say(String(e));
-    });
+    state.clickedAt = performance.now();
+    // Made here, inside the click, so the browser lets it sound; the audio starts as soon as the
+    // first chunk is decrypted.
+    let ctx = null;
+    try {
+      ctx = new AudioContext();
+    } catch (e) {
+      ctx = null;
+    }
+    if (state.wavesurfer) {
+      state.wavesurfer.destroy();
+      state.wavesurfer = null;
+    }
+    play(form, ctx)
+      .catch((e) => {
+        state.phase = "failed";
+        state.error = String(e);
+        say(String(e));
+      })
+      .finally(() => {
+        if (ctx && ctx.state !== "closed") ctx.close().catch(() => {});
+      });
   });
 }
