@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from importlib.resources import files
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from recorderd.console.pages import Pages
 from recorderd.console.play import Playback
 from recorderd.console.sessions import SessionStore
 from recorderd.console.web import Console, CsrfFailed, SignedOut, redirect
+from recorderd.console.workflows import Workflows
 from recorderd.service import Service
 
 __all__ = ["CSP", "build_app"]
@@ -50,9 +52,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        began = time.perf_counter()
+
         async def send_with(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
+                # Server-Timing: the time to the response's start (bench/console_search.py reads it).
+                took = f"app;dur={(time.perf_counter() - began) * 1000:.2f}".encode()
+                message["headers"] = [*message.get("headers", []), *self.headers, (b"server-timing", took)]
             await send(message)
 
         await self.app(scope, receive, send_with)
@@ -60,7 +66,7 @@ class SecurityHeaders:
 
 def build_app(svc: Service, config: Config, *, store: SessionStore | None = None) -> Starlette:
     console = Console(svc, config, store=store)
-    pages, playback, admin = Pages(console), Playback(console), Admin(console)
+    pages, playback, admin, flows = Pages(console), Playback(console), Admin(console), Workflows(console)
 
     async def signed_out(request: Request, _exc: Exception) -> Response:
         return redirect("/signin")
@@ -83,6 +89,16 @@ def build_app(svc: Service, config: Config, *, store: SessionStore | None = None
         Route("/calls/{call}/hold", pages.hold, methods=["POST"]),
         Route("/calls/{call}/play", playback.grant, methods=["POST"]),
         Route("/calls/{call}/release", admin.release, methods=["POST"]),
+        Route("/calls/{call}/delete", flows.delete, methods=["POST"]),
+        Route("/calls/{call}/preserve", flows.preserve, methods=["POST"]),
+        Route("/disclosures", flows.disclosures, methods=["GET"]),
+        Route("/disclosures/open", flows.open_disclosure, methods=["POST"]),
+        Route("/disclosures/{id}/close", flows.close_disclosure, methods=["POST"]),
+        Route("/exports", flows.exports, methods=["GET"]),
+        Route("/exports/instruct", flows.instruct, methods=["POST"]),
+        Route("/exports/{id}/{step}", flows.follow_up, methods=["POST"]),
+        Route("/forms", flows.forms, methods=["GET"]),
+        Route("/forms/{name}.pdf", flows.form_pdf, methods=["GET"]),
         Route("/ledger", admin.ledger, methods=["GET"]),
         Route("/status", admin.status, methods=["GET"]),
         Route("/users", admin.users, methods=["GET"]),

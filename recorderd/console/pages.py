@@ -126,7 +126,8 @@ class Pages:
         svc = self.c.svc
         policy = view.call.retention_policy
         rule = svc.config.retention.policies.get(policy) if policy else None
-        may = {op: svc.may(who, op) for op in ("calls.play_sealed", "holds.add", "holds.release")}
+        ops = ("calls.play_sealed", "holds.add", "holds.release", "calls.delete", "calls.preserve")
+        may = {op: svc.may(who, op) for op in ops}
         return self.c.render(
             request,
             "call.html",

@@ -51,9 +51,15 @@ class Console:
         lang = self.lang(request)
         who = context.get("who")
         if who is not None:  # the menu offers only what the role may do
-            context["nav"] = {
-                op: self.svc.may(who, op) for op in ("ledger.show", "users.list", "calls.search")
-            }
+            ops = (
+                "ledger.show",
+                "users.list",
+                "calls.search",
+                "disclosure.list",
+                "export.list",
+                "forms.render",
+            )
+            context["nav"] = {op: self.svc.may(who, op) for op in ops}
         html = self.env.get_template(name).render(
             request=request, t=translator(lang), lang=lang, zone=self.config.zone, **context
         )

@@ -23,15 +23,21 @@ const state = {
   clickedAt: 0,
   firstAudibleMs: null, // from the click to the first sample scheduled to sound
   unlockMs: null, // opening the key copy (scrypt)
+  unlockedAt: null, // ms from the click to the key copy opened
   wavesurfer: null,
 };
 window.recorderdPlayer = state;
 
 let keyPassword = null; // memory only: cleared when the page goes away or after the idle timeout
+let identities = null; // the key copy once opened (scrypt is slow): same lifetime as the password
 let idleTimer = null;
-window.addEventListener("pagehide", () => {
+function forget() {
   keyPassword = null;
-});
+  identities = null;
+  const field = document.getElementById("key-password");
+  if (field) field.required = true;
+}
+window.addEventListener("pagehide", forget);
 
 function $(id) {
   return document.getElementById(id);
@@ -268,6 +274,7 @@ function player(samples, resumeAt, keepPlaying) {
     if (resumeAt > 0) ws.setTime(Math.min(resumeAt, duration));
     if (keepPlaying) ws.play().catch(() => {});
     state.phase = "ready";
+    state.readyAt = performance.now() - state.clickedAt;
   });
 }
 
@@ -277,7 +284,7 @@ async function play(form, ctx) {
   $("key-password").value = "";
   if (typed) keyPassword = typed;
   clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => (keyPassword = null), Number(msg.idleMs || 900000));
+  idleTimer = setTimeout(forget, Number(msg.idleMs || 900000));
   state.phase = "granting";
   const grant = await fetch(`/calls/${encodeURIComponent(msg.call)}/play`, {
     method: "POST",
@@ -294,13 +301,14 @@ async function play(form, ctx) {
   }
   say(msg.msgUnlocking);
   state.phase = "unlocking";
-  let identities;
   try {
     const t0 = performance.now();
-    identities = await unlock(b64bytes(answer.key_copy), keyPassword || "");
+    if (identities === null || typed) identities = await unlock(b64bytes(answer.key_copy), keyPassword || "");
     state.unlockMs = performance.now() - t0;
+    state.unlockedAt = performance.now() - state.clickedAt;
+    $("key-password").required = false; // open in this page: another play needs no password
   } catch (e) {
-    keyPassword = null;
+    forget();
     state.phase = "wrong-key";
     say(msg.msgWrongKey);
     return;
