@@ -174,12 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=200)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--dir", help="work directory (default: a temporary one)")
+    p.add_argument("--keep", help="seed the catalogue here once and reuse it on later runs")
     p.add_argument("--doc", default=str(DOC), help="where to write the figures ('-': nowhere)")
     args = p.parse_args(argv)
     load = loadavg()
     days = max(1, args.calls // 3000)
     with tempfile.TemporaryDirectory(prefix="bench-console-", dir=args.dir) as tmp:
-        cfg, seed_s = seed(Path(tmp), args.calls, args.port)
+        root = Path(args.keep) if args.keep else Path(tmp)
+        if args.keep and (root / "recorderd.toml").exists():
+            cfg, seed_s = root / "recorderd.toml", 0.0  # seeded by an earlier run
+        else:
+            cfg, seed_s = seed(root, args.calls, args.port)
         proc, url = start_console(cfg)
         try:
             client = sign_in(url)

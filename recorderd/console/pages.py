@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -83,8 +84,12 @@ class Pages:
 
     async def language(self, request: Request) -> Response:
         lang = request.query_params.get("to", "ja")
-        back = request.headers.get("referer", "/")
-        response = redirect(back if back.startswith(("/", str(request.base_url))) else "/")
+        # Back to the page it was chosen on, but only on this console (never an open redirect).
+        back = urlsplit(request.headers.get("referer", ""))
+        here = (
+            back.netloc == request.url.netloc and back.path.startswith("/") and not back.path.startswith("//")
+        )
+        response = redirect(back.path + (f"?{back.query}" if back.query else "") if here else "/")
         self.c.cookie(response, LANG_COOKIE, "en" if lang == "en" else "ja", max_age=365 * 86400)
         return response
 

@@ -201,3 +201,12 @@ def test_saitama_shows_no_raw_playback(tmp_path: Path) -> None:
     finally:
         server.stop()
         thread.join(10)
+
+
+def test_language_switch_is_no_open_redirect(console: Running) -> None:
+    client = httpx.Client(base_url=console.url, timeout=10)
+    for referer in ("https://evil.example/x", "//evil.example/x", f"{console.url}//evil.example"):
+        r = client.get("/language", params={"to": "en"}, headers={"referer": referer})
+        assert r.headers["location"] == "/", referer
+    r = client.get("/language", params={"to": "ja"}, headers={"referer": f"{console.url}/calls?go=1"})
+    assert r.headers["location"] == "/calls?go=1"
