@@ -90,6 +90,7 @@ class Call(Base):
         Index("ix_calls_started_at", "started_at"),
         Index("ix_calls_status", "status"),
         Index("ix_calls_remote_number", "remote_number"),
+        Index("ix_calls_local_number", "local_number"),
         Index("ix_calls_pbx_uniqueid", "pbx_uniqueid"),
         Index("ix_calls_expires_at", "expires_at"),
         Index("ix_calls_move_at", "move_at"),

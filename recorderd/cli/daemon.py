@@ -151,7 +151,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     # The demo's own output goes to stdout; the daemon's log lines only when asked for.
     logs.configure(json=False, stream=sys.stderr, level=20 if args.verbose else 40)
-    return run_demo(Path(args.dir) if args.dir else None, speed=args.speed, verbose=args.verbose)
+    return run_demo(
+        Path(args.dir) if args.dir else None, speed=args.speed, verbose=args.verbose, console=args.console
+    )
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from recorderd.console.serve import serve  # the web stack is only needed here
+    from storage.db import SchemaNotCurrent
+
+    logs.configure(json=True if args.json else None)
+    try:
+        config = load_config(Path(args.config))
+        serve(config, on_ready=lambda url: print(f"recorderd console: {url}", flush=True))
+    except (ConfigError, SchemaNotCurrent) as exc:
+        print(f"recorderd: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", default=os.environ.get("RECORDERD_CONFIG", DEFAULT_CONFIG))
     r.add_argument("--json", action="store_true", help="JSON log lines even on a terminal")
     r.set_defaults(func=cmd_run)
+    w = sub.add_parser("console", help="run the web console (its own process; [console] in the config)")
+    w.add_argument("--config", default=os.environ.get("RECORDERD_CONFIG", DEFAULT_CONFIG))
+    w.add_argument("--json", action="store_true", help="JSON log lines even on a terminal")
+    w.set_defaults(func=cmd_console)
     c = sub.add_parser("check-config", help="validate a config file and print the decision per line")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
@@ -168,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dir", help="where to put the demo's data (default: a new temporary directory)")
     d.add_argument("--speed", type=float, default=8.0, help="simulated time runs this many times faster")
     d.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
+    d.add_argument(
+        "--console", action="store_true", help="then keep the web console running on the demo data (Ctrl-C)"
+    )
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -9,7 +9,9 @@ WAV go through the service layer like any person's: both are in the ledger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -23,7 +25,7 @@ import numpy as np
 from announce import builtin_prompt, load_pcm
 from pbx.simulator import PbxSimulator, SimCall
 from recorderd.cli.calls import format_table
-from recorderd.config import Config, parse_config
+from recorderd.config import Config, load_config, parse_config
 from recorderd.daemon.lifecycle import Daemon, Endpoints
 from recorderd.service import Actor, Service, calls
 from recorderd.service.people import FreshKey, add_first_person, load_identities
@@ -224,8 +226,40 @@ def try_next(root: Path, call: str) -> list[str]:
     ]
 
 
-def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False) -> int:
+def run_demo(root: Path | None, *, speed: float = 8.0, verbose: bool = False, console: bool = False) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="recorderd-demo-"))
     private_dir(root)
     print(f"recorderd demo in {root}\n")
-    return asyncio.run(_run(root, speed))
+    status = asyncio.run(_run(root, speed))
+    if status != 0 or not console:
+        return status
+    return run_console(root)
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def run_console(root: Path) -> int:
+    """The web console on the demo's data, as the demo person, until Ctrl-C."""
+    from recorderd.console.serve import serve  # the web stack only when asked for
+
+    config = load_config(root / "recorderd.toml")
+    if not _free(*config.console.address):  # 8080 taken on this machine: any free port will do
+        config = config.model_copy(
+            update={"console": config.console.model_copy(update={"listen": "127.0.0.1:0"})}
+        )
+
+    def ready(url: str) -> None:
+        print(
+            f"\nWeb console: {url}  (ID {DEMO_PERSON}, password {DEMO_PASSWORD}; Ctrl-C stops it)", flush=True
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(config, on_ready=ready)
+    return 0

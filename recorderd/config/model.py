@@ -31,6 +31,7 @@ from recorderd.config.base import (
     parse_hostport,
     read_credential,
 )
+from recorderd.config.console import ConsoleConfig
 from recorderd.config.people import ExportPolicy, LedgerConfig, PeopleConfig
 from recorderd.config.retention import RetentionConfig
 from recorderd.numbers import normalise
@@ -264,6 +265,7 @@ class Config(Strict):
     exports: ExportPolicy = ExportPolicy()
     ledger: LedgerConfig = LedgerConfig()
     retention: RetentionConfig = RetentionConfig()  # config/retention.py
+    console: ConsoleConfig = ConsoleConfig()  # the web console (config/console.py)
 
     @field_validator("timezone")
     @classmethod

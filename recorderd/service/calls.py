@@ -16,7 +16,7 @@ from recorderd.errors import AccessError
 from recorderd.incidents.checks import file_incident
 from recorderd.numbers import normalise
 from recorderd.people.keys import load_identities
-from recorderd.people.users import Actor
+from recorderd.people.users import Actor, Forbidden
 from recorderd.records.audio import VerifyProblem, call_path, verify_catalogue
 from recorderd.records.play import deliver, find_call, no_one_may_play, open_key
 from recorderd.service.door import NotPermitted, Service
@@ -28,9 +28,12 @@ __all__ = [
     "CallView",
     "Heard",
     "Query",
+    "Sealed",
     "copy",
     "load_identities",
+    "no_one_may_play_raw",
     "play",
+    "play_sealed",
     "search",
     "show",
     "verify_files",
@@ -162,6 +165,51 @@ def play(
             raise
         hint = "this profile lets no one hear raw recordings; only export copies made on an instruction"
         raise NotPermitted(f"{exc} ({hint}: recorderctl export instruct)") from None
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A recording handed out still encrypted, for a browser that decrypts it itself (the web console):
+    the person's own key copy (an age scrypt file only their password opens), the recording's age
+    file, and the catalogue's SHA-256 of that file for the browser to compare."""
+
+    call_id: str
+    entry: ledger.Entry
+    key_copy: bytes
+    recording: Path
+    sha256: str | None
+    size: int | None
+
+
+def play_sealed(svc: Service, who: Actor, call: str, purpose: str) -> Sealed:
+    """Sign in → permission → the person holds a key copy → ``played`` (to the browser) committed →
+    the key copy and the ciphertext. Nothing is decrypted here: the server never sees audio or a key."""
+    try:
+        with svc.door(who, "calls.play_sealed") as t:
+            why = _purpose(purpose)
+            row = find_call(svc.sessions, call)
+            path = call_path(row, svc.config.data_dir)
+            if not path.is_file():
+                raise AccessError(f"call {row.id}: the recording file is missing")
+            try:
+                key = svc.people.keyring.path(who.id).read_bytes()
+            except FileNotFoundError:
+                raise Forbidden(
+                    f"{who.id} holds no copy of the recording key: ask an administrator to grant one"
+                ) from None
+            entry = t.grant("played", call_id=row.id, detail={"purpose": why, "to": "browser"})
+            return Sealed(row.id, entry, key, path, row.audio_sha256, row.audio_bytes)
+    except NotPermitted as exc:
+        if not no_one_may_play(svc.config):
+            raise
+        raise NotPermitted(
+            f"{exc} (this profile lets no one hear raw recordings: use the export flow)"
+        ) from None
+
+
+def no_one_may_play_raw(svc: Service) -> bool:
+    """Whether the loaded profile lets no role hear raw recordings (Saitama: the export flow only)."""
+    return no_one_may_play(svc.config)
 
 
 def copy(

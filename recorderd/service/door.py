@@ -59,6 +59,7 @@ OPERATIONS: dict[str, Operation] = {
     "calls.show": Operation("search", "look at a call"),
     "calls.play": Operation("play", "play a recording"),
     "calls.copy": Operation("copy", "copy a recording to a file"),
+    "calls.play_sealed": Operation("play", "play a recording in the browser"),
     "calls.delete": Operation("delete", "delete a recording on request"),
     "calls.preserve": Operation("preserve", "preserve a recording"),
     "files.verify": Operation("audit", "re-hash the recording files"),
@@ -174,6 +175,18 @@ class Service:
                         facts={"person": person_id},
                     )
             raise
+
+    def resume(self, person_id: str, signed_in_at: dt.datetime) -> Actor:
+        """The person of a session that signed in at ``signed_in_at`` (the web console), without their
+        password: refused (``AuthError``) once the account is disabled, locked, must change its
+        password, or had its password changed since. Operations that open the person's key copy on the
+        server cannot run for a resumed person; the console has the browser open it instead."""
+        person = self.people.get(person_id)
+        if person is None or person.disabled_at is not None or person.locked_at is not None:
+            raise AuthError("the session has ended: sign in again")
+        if person.must_change or self.people.expired(person) or person.password_changed_at > signed_in_at:
+            raise AuthError("the password has changed or must be changed: sign in again")
+        return Actor(person.id, person.name, person.role, self.people.permissions(person.role), "")
 
     def may(self, person: Actor, operation: str) -> bool:
         """Whether the role may do ``operation`` (for front ends that show only allowed actions)."""

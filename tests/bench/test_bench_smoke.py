@@ -81,3 +81,28 @@ def test_helpers(tmp_path: Path) -> None:
     )
     out = summarise(stacks)
     assert "75.0 %  recv (b.py)" in out and "100.0 %  main (a.py)" in out
+
+
+def test_console_search_smoke(tmp_path: Path) -> None:
+    from bench import console_search
+
+    doc = tmp_path / "PERFORMANCE.md"
+    assert (
+        console_search.main(["--calls", "3000", "--repeat", "3", "--dir", str(tmp_path), "--doc", str(doc)])
+        == 0
+    )
+    text = doc.read_text()
+    assert "| a number (full-width, hyphens) | 1 |" in text and "MULTI-INDEX OR" in text
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromedriver").exists(), reason="needs chromium and chromium-driver")
+def test_console_play_smoke(tmp_path: Path) -> None:
+    from bench import console_play
+
+    doc = tmp_path / "PERFORMANCE.md"
+    assert (
+        console_play.main(["--minutes", "0.2", "--sessions", "2", "--dir", str(tmp_path), "--doc", str(doc)])
+        == 0
+    )
+    text = doc.read_text()
+    assert "decoded 96,000 of 96,000 samples, integrity matches" in text

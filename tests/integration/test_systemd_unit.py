@@ -90,3 +90,44 @@ def test_sysusers_creates_the_dedicated_user(tmp_path: Path) -> None:
     ]
     _name, _x, uid, _gid, _gecos, home, shell = user.split(":")
     assert int(uid) < 1000 and home == "/var/lib/recorderd" and shell == "/usr/sbin/nologin"
+
+
+CONSOLE_UNIT = ROOT / "systemd" / "recorderd-console.service"
+CONSOLE_MAX_EXPOSURE = 2.0  # issue 13
+
+
+@needs_analyze
+def test_console_unit_security_exposure_is_at_most_2_0() -> None:
+    run = subprocess.run([str(ANALYZE), "security", "--offline=true", "--no-pager", str(CONSOLE_UNIT)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", run.stdout)
+    assert found, run.stdout[-2000:] + run.stderr
+    print(f"\nsystemd-analyze security --offline=true {CONSOLE_UNIT.name}: {found.group(1)}", file=sys.stderr)
+    assert float(found.group(1)) <= CONSOLE_MAX_EXPOSURE, run.stdout
+
+
+@needs_analyze
+def test_systemd_accepts_every_console_directive(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("recorderd")
+    if not exe.exists():
+        pytest.skip(f"{exe} not installed")
+    unit = tmp_path / "recorderd-console.service"
+    unit.write_text(CONSOLE_UNIT.read_text().replace("/opt/recorderd/venv/bin/recorderd", str(exe)))
+    run = subprocess.run([str(ANALYZE), "verify", "--man=no", str(unit)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    complaints = [ln for ln in (run.stdout + run.stderr).splitlines()
+                  if ln.strip() and "recorderd.service" not in ln]  # fmt: skip
+    assert complaints == [], complaints
+
+
+def test_console_unit_runs_the_console_as_the_daemons_user() -> None:
+    d = directives(CONSOLE_UNIT.read_text())
+    one = {k: v[-1] for k, v in d.items()}
+    argv = one["ExecStart"].split()
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "console" and args.config == "/etc/recorderd/recorderd.toml"
+    assert one["User"] == "recorderd" and one["StateDirectory"] == "recorderd" and one["UMask"] == "0077"
+    assert (
+        one["NoNewPrivileges"] == "yes" and one["ProtectSystem"] == "strict" and one["MemorySwapMax"] == "0"
+    )
+    assert "Type" in one and one["Type"] != "notify"  # the console sends no READY=1
