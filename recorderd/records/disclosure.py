@@ -11,6 +11,7 @@ releases the holds.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -62,7 +63,10 @@ class IdentityCheck:
     def validated(self) -> IdentityCheck:
         if self.document not in DOCUMENTS:
             raise AccessError(f"identity document: one of {', '.join(DOCUMENTS)}")
-        digits = "".join(ch for ch in self.number if ch.isalnum())
+        # The document's own characters only (full-width digits as ASCII; not 第…号 around them).
+        digits = "".join(
+            ch for ch in unicodedata.normalize("NFKC", self.number) if ch.isascii() and ch.isalnum()
+        )
         if len(digits) < 4:
             raise AccessError("the number on the identity document (at least its last 4 characters)")
         unknown = [m for m in self.matched_with if m not in MATCHES]
