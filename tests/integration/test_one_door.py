@@ -49,13 +49,20 @@ PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
 NAMES = ("toyonaka", "saitama", "osaka-water", "kawasaki", "matsumoto")
 
 
-def profile_config(name: str, root: Path, recipient: str, extra: dict[str, Any] | None = None) -> Config:
+def profile_config(
+    name: str,
+    root: Path,
+    recipient: str,
+    extra: dict[str, Any] | None = None,
+    database_url: str | None = None,
+) -> Config:
     """The shipped profile, with this machine's paths: data, stores and the preservation medium
     under ``root``, no AMI, one recipient, and password hashing at test cost."""
     data = tomllib.loads((PROFILES / f"{name}.toml").read_text(encoding="utf-8"))
     data["data_dir"] = str(root / "data")
-    if backend.current:  # a fresh PostgreSQL database (the ``backend`` fixture)
-        data["database_url"] = backend.current
+    url = database_url or backend.current  # a PostgreSQL database (the ``backend`` fixture), if any
+    if url:
+        data["database_url"] = url
     data["ami"] = {"enabled": False}
     data["encryption"] = {"recipients": [recipient]}
     data.pop("announcements", None)
@@ -81,9 +88,11 @@ class Installation:
     spare: str  # a recording for deletion requests
 
 
-def install(name: str, root: Path, extra: dict[str, Any] | None = None) -> Installation:
+def install(
+    name: str, root: Path, extra: dict[str, Any] | None = None, database_url: str | None = None
+) -> Installation:
     identity, recipient = generate_identity()
-    config = profile_config(name, root, recipient, extra)
+    config = profile_config(name, root, recipient, extra, database_url)
     svc = Service(config, open_database(config.db_url)[1])
     site = Site(root, root / "unused.toml", identity, recipient)
     site.__dict__["config"] = config  # seed_call's cached properties, on this profile
@@ -203,7 +212,10 @@ def installation(
     """One installation per profile and backend (SQLite, PostgreSQL), shared by its rows."""
     key = (str(request.param), backend)
     if key not in _INSTALLED:
-        _INSTALLED[key] = install(key[0], tmp_path_factory.mktemp(key[0]))
+        # Shared by the rows, so on PostgreSQL a database of its own: the backend fixture drops the
+        # test's database when each test ends.
+        own = request.getfixturevalue("postgres").new_database() if backend == "postgresql" else None
+        _INSTALLED[key] = install(key[0], tmp_path_factory.mktemp(key[0]), database_url=own)
     return _INSTALLED[key]
 
 
@@ -583,10 +595,14 @@ def test_matsumoto_counselling_calls_are_excluded_in_both_directions(number: str
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_check_config_lists_every_placeholder(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_lists_every_placeholder(
+    name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from recorderd.cli.daemon import daemon_main
+    from support.installed import as_installed
 
-    assert daemon_main(["check-config", str(PROFILES / f"{name}.toml")]) == 0
+    # check-config runs every check `run` runs: the files the profile names must exist (as installed).
+    assert daemon_main(["check-config", str(as_installed(PROFILES / f"{name}.toml", tmp_path))]) == 0
     listed = [
         x for x in capsys.readouterr().out.splitlines() if x.startswith("placeholder: replace before use")
     ]
