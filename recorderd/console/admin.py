@@ -46,7 +46,8 @@ class Admin:
             checkpoints = await run_in_threadpool(
                 lambda: records.show_ledger(svc, who, kinds=["checkpoint"], limit=1)
             )
-            report = await run_in_threadpool(records.verify_ledger, svc, who, []) if "verify" in q else None
+            verified = await run_in_threadpool(records.verify_ledger, svc, who, []) if "verify" in q else None
+            report = verified.report if verified is not None else None
         except REFUSED as exc:
             return self.c.refused(request, exc)
         newest = checkpoints[-1] if checkpoints else None
