@@ -8,13 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-import aiomqtt
-
 from recorderd.cli.common import EXIT_CHECK_FAILED, App, local_date, local_time, who
 from recorderd.config import Config
 from recorderd.errors import AccessError
 from recorderd.service import UserError
 from recorderd.service import records as service
+from recorderd.service.checkpoints import mqtt_client
 from storage import ledger, signing
 from storage.checkpoints import MQTT_TOPIC as LEDGER_CHECKPOINT_TOPIC
 
@@ -65,18 +64,10 @@ def _age(seconds: float) -> str:
 
 
 async def _publish(config: Config, payload: str) -> None:
-    mqtt = config.mqtt
-    assert mqtt is not None
-    tls = aiomqtt.TLSParameters(ca_certs=str(mqtt.tls_ca_file) if mqtt.tls_ca_file else None)
-    async with aiomqtt.Client(
-        mqtt.host,
-        mqtt.port,
-        username=mqtt.username,
-        password=mqtt.resolved_password(),
-        tls_params=tls if mqtt.tls else None,
-        timeout=10,
-    ) as client:
-        await client.publish(f"{mqtt.topic_prefix}/{LEDGER_CHECKPOINT_TOPIC}", payload, qos=1, retain=True)
+    assert config.mqtt is not None
+    async with mqtt_client(config, 10) as client:
+        topic = f"{config.mqtt.topic_prefix}/{LEDGER_CHECKPOINT_TOPIC}"
+        await client.publish(topic, payload, qos=1, retain=True)
 
 
 def cmd_ledger_checkpoint(app: App) -> int:

@@ -78,18 +78,23 @@ def _topic(config: Config) -> str:
     return f"{config.mqtt.topic_prefix}/{checkpoints.MQTT_TOPIC}"
 
 
-async def _retained(config: Config) -> str | None:
+def mqtt_client(config: Config, timeout: float) -> aiomqtt.Client:
+    """A client of the configured broker ([mqtt]: host, credentials, TLS), for a one-off exchange."""
     mqtt = config.mqtt
     assert mqtt is not None
     tls = aiomqtt.TLSParameters(ca_certs=str(mqtt.tls_ca_file) if mqtt.tls_ca_file else None)
-    async with aiomqtt.Client(
+    return aiomqtt.Client(
         mqtt.host,
         mqtt.port,
         username=mqtt.username,
         password=mqtt.resolved_password(),
         tls_params=tls if mqtt.tls else None,
-        timeout=MQTT_WAIT_S,
-    ) as client:
+        timeout=timeout,
+    )
+
+
+async def _retained(config: Config) -> str | None:
+    async with mqtt_client(config, MQTT_WAIT_S) as client:
         await client.subscribe(_topic(config), qos=1)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(MQTT_WAIT_S):
