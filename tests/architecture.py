@@ -23,12 +23,19 @@ PACKAGES = ("pbx", "storage", "announce", "recorderd", "bench")
 
 # Room -> the rooms it may import. A room is the longest prefix listed here; a module may always
 # import from its own room. Leaves (numbers, errors, logs, statusfile) are shared by every room.
-_LEAVES = ("recorderd.numbers", "recorderd.errors", "recorderd.logs", "recorderd.statusfile")
+_LEAVES = (
+    "recorderd.numbers",
+    "recorderd.dates",
+    "recorderd.errors",
+    "recorderd.logs",
+    "recorderd.statusfile",
+)
 MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "pbx": (),
     "storage": (),
     "announce": (),
     "recorderd.numbers": (),
+    "recorderd.dates": (),
     "recorderd.errors": (),
     "recorderd.logs": (),
     "recorderd.statusfile": (),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorderd.config import Config
+from recorderd.dates import local_days
 from recorderd.errors import AccessError
 from recorderd.numbers import normalise
 from recorderd.people.users import Actor
@@ -122,8 +123,7 @@ def open_request(
     if wanted is None:
         raise AccessError(f"not a telephone number: {number!r}")
     zone = config.zone
-    start = dt.datetime.combine(first, dt.time(), zone)
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+    start, end = local_days(first, last, zone)
     request_id = f"DR-{dt.datetime.now(zone):%Y%m%d}-{uuid.uuid4().hex[:6]}"
     now = dt.datetime.now(dt.UTC)
     with sessions.begin() as s:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recorderd.dates import local_days
 from recorderd.errors import AccessError
 from recorderd.incidents.checks import file_incident
 from recorderd.numbers import normalise
@@ -85,8 +86,7 @@ def search(svc: Service, who: Actor, query: Query) -> list[Call]:
         if not 1 <= query.limit <= MAX_PAGE or query.offset < 0:
             raise AccessError(f"a page holds 1 to {MAX_PAGE} calls")
         zone = svc.config.zone
-        start = dt.datetime.combine(query.first, dt.time(), zone) if query.first else None
-        end = dt.datetime.combine(query.last + dt.timedelta(days=1), dt.time(), zone) if query.last else None
+        start, end = local_days(query.first, query.last, zone)
         t.grant("searched", detail=query.detail())
         with svc.sessions() as s:
             return list_calls(

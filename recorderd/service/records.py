@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from recorderd.dates import local_days
 from recorderd.errors import AccessError
 from recorderd.incidents.checks import ledger_incident
 from recorderd.people.users import Actor
@@ -170,8 +171,7 @@ def render_form(
         if name not in forms.FORMS:
             raise AccessError(f"unknown form {name!r}; one of {', '.join(forms.FORMS)}")
         zone = svc.config.zone
-        since = dt.datetime.combine(first, dt.time(), zone) if first else None
-        until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone) if last else None
+        since, until = local_days(first, last, zone)
         detail = {"what": f"form {name}", "from": str(first or ""), "to": str(last or ""), "request": request}
         t.grant("viewed", detail=detail)
         return forms.render(name, svc.sessions, svc.config, out, since=since, until=until, subject=request)

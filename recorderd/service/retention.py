@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from recorderd.dates import local_days
 from recorderd.errors import AccessError
 from recorderd.numbers import normalise
 from recorderd.people.users import Actor
@@ -48,12 +49,6 @@ def _call(s: Session, ident: str) -> Call:
     return row
 
 
-def _days(zone: dt.tzinfo, first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    return dt.datetime.combine(first, dt.time(), zone), dt.datetime.combine(
-        last + dt.timedelta(days=1), dt.time(), zone
-    )
-
-
 # -- holds -----------------------------------------------------------------------------------------
 def add_holds(
     svc: Service,
@@ -75,7 +70,7 @@ def add_holds(
                 wanted = normalise(number)
                 if wanted is None or first is None or last is None or calls:
                     raise AccessError("a number needs a telephone number, --from and --to, and no call IDs")
-                start, end = _days(svc.config.zone, first, last)
+                start, end = local_days(first, last, svc.config.zone)
                 ids = [c.id for c in list_calls(s, start=start, end=end, number=wanted, limit=100_000)]
             elif calls:
                 ids = [_call(s, i).id for i in calls]  # all found, or nothing is held
@@ -245,7 +240,7 @@ def plan(svc: Service, who: Actor, *, until: dt.date | None = None, calls: bool 
 def report(svc: Service, who: Actor, first: dt.date, last: dt.date, *, everything: bool = False) -> list[str]:
     with svc.door(who, "retention.report") as t:
         t.grant("viewed", detail={"what": "retention report", "from": str(first), "to": str(last)})
-        start, end = _days(svc.config.zone, first, last)
+        start, end = local_days(first, last, svc.config.zone)
         with svc.sessions() as s:
             return report_lines(svc.config, s, start, end, everything=everything)
 

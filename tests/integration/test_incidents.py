@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -20,7 +18,6 @@ from recorderd.cli.ctl import main as ctl
 from recorderd.config import Config, MqttConfig
 from recorderd.daemon.events import Events
 from recorderd.daemon.incidentwatch import IncidentWatch
-from recorderd.records.forms.sheet import FormError, find_font
 from recorderd.service import AuthError, NotPermitted, Service, people
 from recorderd.service import incidents as service
 from storage import ledger
@@ -28,6 +25,7 @@ from storage.age import generate_identity
 from storage.db import open_database
 from support.mosquitto import Mosquitto
 from support.mqttsub import subscribe
+from support.pdf import pdf_text
 from support.people import FAST, Site, seed_call
 
 PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
@@ -63,18 +61,6 @@ def kawasaki(root: Path) -> tuple[Service, Site, Path]:
     (root / "pw-kacho").write_text("kacho-password\n", encoding="utf-8")
     (root / "pw-tanto").write_text("tanto-password\n", encoding="utf-8")
     return svc, site, cfg
-
-
-def pdf_text(pdf: Path) -> str:
-    try:
-        find_font()
-    except FormError:
-        pytest.skip("no Japanese font (apt-get install fonts-ipaexfont-mincho)")
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
-    return subprocess.run(
-        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
 
 
 def test_five_wrong_passwords_raise_an_incident_until_it_is_acknowledged(

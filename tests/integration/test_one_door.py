@@ -43,6 +43,7 @@ from storage.age import AgeDecryptError, generate_identity
 from storage.db import open_database
 from storage.models import Call
 from support import backend
+from support.pdf import pdf_text
 from support.people import FAST, Site, seed_call
 
 PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
@@ -335,22 +336,9 @@ def test_a_toyonaka_handler_may_not_copy_to_a_file(
     assert (last.kind, last.detail["operation"]) == ("access_denied", "calls.copy")
 
 
-@pytest.mark.skipif(not (PROFILES.parent.parent / "recorderd").exists(), reason="source tree")
 def test_where_a_profile_lets_a_role_copy_the_copy_is_on_its_ledger_form(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("fpdf")
-    from recorderd.records.forms.sheet import FormError, find_font
-
-    try:
-        find_font()
-    except FormError:
-        pytest.skip("no Japanese font (apt-get install fonts-ipaexfont-mincho)")
-    import shutil
-    import subprocess
-
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
     # A city on Matsumoto's rules whose mayor lets the manager copy (第7条第4項: 市長が特に必要と認めた場合).
     roles = {"manager": ["manage_users", "search", "play", "copy", "instruct", "hold", "delete", "audit"]}
     inst, args = _cli_site("matsumoto", tmp_path, {"roles": roles})
@@ -359,8 +347,8 @@ def test_where_a_profile_lets_a_role_copy_the_copy_is_on_its_ledger_form(
     assert ctl([*copy, *me(tmp_path, "manager")]) == 0 and out.exists()
     pdf = tmp_path / "book.pdf"
     assert ctl([*args, "forms", "render", "matsumoto", "--out", str(pdf), *me(tmp_path, "manager")]) == 0
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
-    assert "複製" in text.stdout and "市長決裁による複製" in text.stdout
+    text = pdf_text(pdf)
+    assert "複製" in text and "市長決裁による複製" in text
 
 
 # -- refusals for every cause ----------------------------------------------------------------------
@@ -460,22 +448,6 @@ def test_a_provision_outside_the_profiles_legal_bases_is_refused_and_ledgered(
 
 
 # -- instruction chains (issue 11) ---------------------------------------------------------------------
-def _pdf_text(pdf: Path) -> str:
-    import shutil
-    import subprocess
-
-    from recorderd.records.forms.sheet import FormError, find_font
-
-    try:
-        find_font()
-    except FormError:
-        pytest.skip("no Japanese font (apt-get install fonts-ipaexfont-mincho)")
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
-    done = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
-    return done.stdout
-
-
 def test_toyonaka_extracts_only_on_the_two_step_instruction_and_the_form_shows_both(tmp_path: Path) -> None:
     """第8条: 管理責任者 → 運用責任者 → a named 取扱員 (with the calls' date and time) → 様式第1号."""
     inst = install("toyonaka", tmp_path)
@@ -517,7 +489,7 @@ def test_toyonaka_extracts_only_on_the_two_step_instruction_and_the_form_shows_b
 
     pdf = tmp_path / "t1.pdf"
     records.render_form(svc, staff["manager"], "toyonaka-1", pdf)
-    text = _pdf_text(pdf)
+    text = pdf_text(pdf)
     lines = text.splitlines()
     heading = next(line for line in lines if "取出年月日" in line)  # every heading on one line
     labels = (
@@ -571,7 +543,7 @@ def test_matsumoto_record_book_lists_a_routine_disposal(tmp_path: Path) -> None:
         assert gone is None or gone.audio_path is None
     pdf = tmp_path / "book.pdf"
     records.render_form(svc, inst.staff["manager"], "matsumoto", pdf)
-    text = _pdf_text(pdf)
+    text = pdf_text(pdf)
     row = next(line for line in text.splitlines() if "保管期間経過による消去" in line)
     assert "廃棄" in row and "自動消去" in row and "令和9年2月23日" in row, row
     assert "deletion" not in text and "request" not in text  # no English on the clerk's form
