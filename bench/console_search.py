@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select, update
 
 from bench.common import DOC, Section, loadavg, percentile, rss_mib, table, write_section
 from recorderd.config import load_config
@@ -96,6 +96,8 @@ def seed(root: Path, total: int, port: int) -> tuple[Path, float]:
                  "reason": "bench", "placed_by": "bench", "placed_at": DAY0}
                 for i in range(0, total, 100)]  # fmt: skip
         s.execute(insert(Hold), held)
+        # As storage/holds.place would (it sets the flag with each hold; bulk inserts bypass it).
+        s.execute(update(Call).where(Call.id.in_(select(Hold.call_id))).values(held=True))
     svc = Service(config, sessions)
     add_first_person(svc, "boss", "boss", "manager", "boss-password-1", key=FreshKey([identity]))
     boss = svc.sign_in("boss", "boss-password-1")

@@ -7,8 +7,7 @@ import datetime as dt
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from storage.holds import is_held
-from storage.models import Call, Hold
+from storage.models import Call
 
 
 class AmbiguousId(Exception):
@@ -43,12 +42,10 @@ def list_calls(
         q = q.where(Call.status == status)
     if direction is not None:
         q = q.where(Call.direction == direction)
-    if held is True:
-        # Few calls are held: start from the holds (an IN list SQLite builds once) rather than test
-        # every call in date order for a hold (a scan of the catalogue when holds are rare).
-        q = q.where(Call.id.in_(select(Hold.call_id).where(Hold.released_at.is_(None))))
-    elif held is False:
-        q = q.where(~is_held())
+    if held is not None:
+        # The flag storage/holds.py keeps beside each call: ix_calls_held_started_at then gives the
+        # calls held (or not) newest first, and the query stops after one page (migration 0005).
+        q = q.where(Call.held == held)
     q = q.order_by(Call.started_at.desc(), Call.id).limit(limit).offset(offset)
     return list(session.scalars(q))
 

@@ -47,6 +47,7 @@ def place(
         raise HoldError(f"no call {call_id!r}")
     hold = Hold(call_id=call_id, kind=kind, reference=reference, reason=reason, placed_by=by, placed_at=at)
     session.add(hold)
+    call.held = True  # the search's flag (migration 0005), in the same transaction as the hold
     session.flush()  # the id, for the log and the operator
     retention_log.append(
         session,
@@ -76,7 +77,11 @@ def release(session: Session, hold_id: int, *, by: str, reason: str, at: dt.date
         )
     if not reason.strip() or not by.strip():
         raise HoldError("a release needs a reason and who releases it")
+    call = session.get(Call, hold.call_id, with_for_update=True)  # the same lock as place()
     hold.released_at, hold.released_by, hold.release_reason = at, by, reason
+    session.flush()
+    if call is not None:  # the flag stays while another hold still covers the call
+        call.held = bool(active(session, [call.id]))
     retention_log.append(
         session,
         at=at,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import DateTime, Float, Index, Integer, String, Text, TypeDecorator, false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,9 +85,14 @@ class Call(Base):
     audio_store: Mapped[str | None] = mapped_column(String(64))
     audio_deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # audio_path is then None
     preserved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Whether an active hold covers the call: kept by storage/holds.py in the transaction that places or
+    # releases one (migration 0005), so "held / not held" searches walk an index in date order instead
+    # of testing the holds table per call. The holds table stays the truth for every deletion decision.
+    held: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_held_started_at", "held", "started_at"),
         Index("ix_calls_status", "status"),
         Index("ix_calls_remote_number", "remote_number"),
         Index("ix_calls_local_number", "local_number"),
