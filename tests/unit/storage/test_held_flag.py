@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import column, table, text
+from sqlalchemy import TableClause, column, table, text
 
 from storage import holds
 from storage.catalog import list_calls
@@ -23,7 +23,7 @@ T0 = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
 IDS = [f"c0ffee00-0000-4000-8000-00000000000{i}" for i in range(3)]
 
 
-def _calls() -> table:  # type: ignore[valid-type]
+def _calls() -> TableClause:
     return table(
         "calls", column("id"), column("direction"), column("started_at", UtcDateTime()), column("status")
     )
