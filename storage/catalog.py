@@ -26,10 +26,22 @@ def list_calls(
     held: bool | None = None,
     limit: int = 200,
     offset: int = 0,
+    after: tuple[dt.datetime, str] | None = None,
+    before: tuple[dt.datetime, str] | None = None,
 ) -> list[Call]:
-    """Calls started in [start, end), newest first; ``number`` matches either party; ``held``: only
-    calls with (True) or without (False) an active hold."""
+    """Calls started in [start, end), newest first (ties by id); ``number`` matches either party;
+    ``held``: only calls with (True) or without (False) an active hold.
+
+    ``after`` / ``before`` (a call's start and id): the page that follows / precedes that call in this
+    order (keyset paging: each page reads one page of the index however deep it is, and a call
+    recorded meanwhile does not shift the next page as OFFSET would)."""
     q = select(Call)
+    if after is not None:
+        at, cid = after
+        q = q.where(Call.started_at <= at, or_(Call.started_at < at, Call.id > cid))
+    if before is not None:
+        at, cid = before
+        q = q.where(Call.started_at >= at, or_(Call.started_at > at, Call.id < cid))
     if start is not None:
         q = q.where(Call.started_at >= start)  # the column type converts to UTC
     if end is not None:
@@ -46,6 +58,9 @@ def list_calls(
         # The flag storage/holds.py keeps beside each call: ix_calls_held_started_at then gives the
         # calls held (or not) newest first, and the query stops after one page (migration 0005).
         q = q.where(Call.held == held)
+    if before is not None:  # read backwards from the anchor, then give the page in the usual order
+        q = q.order_by(Call.started_at, Call.id.desc()).limit(limit).offset(offset)
+        return list(reversed(list(session.scalars(q))))
     q = q.order_by(Call.started_at.desc(), Call.id).limit(limit).offset(offset)
     return list(session.scalars(q))
 

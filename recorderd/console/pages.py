@@ -30,6 +30,24 @@ def _date(text: str | None) -> dt.date | None:
         raise UserError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _anchor(text: str | None) -> tuple[dt.datetime, str] | None:
+    """A keyset paging anchor from the pager's link: ``<start, ISO 8601>~<call id>``."""
+    if not text:
+        return None
+    at, _sep, call = text.partition("~")
+    try:
+        when = dt.datetime.fromisoformat(at)
+    except ValueError:
+        raise UserError(f"not a page of this search: {text!r}") from None
+    if when.tzinfo is None or not call:
+        raise UserError(f"not a page of this search: {text!r}")
+    return when, call
+
+
+def anchor_of(row: Any) -> str:
+    return f"{row.started_at.isoformat()}~{row.id}"
+
+
 class Pages:
     def __init__(self, console: Console) -> None:
         self.c = console
@@ -111,14 +129,21 @@ class Pages:
                     direction=q.get("direction") or None,
                     status=q.get("status") or None,
                     held=held,
-                    limit=size + 1,  # one more: is there a next page?
-                    offset=(page - 1) * size,
+                    limit=size + 1,  # one more: is there a page beyond?
+                    after=_anchor(q.get("after")),  # keyset paging: no OFFSET over a million calls
+                    before=_anchor(q.get("before")),
                 )
                 rows = await run_in_threadpool(calls.search, self.c.svc, who, query)
             except REFUSED as exc:
                 return self.c.render(request, "search.html", 400, message=str(exc), **context)
-            params = {k: v for k, v in q.items() if k != "page"}
-            context |= {"rows": rows[:size], "page": page, "more": len(rows) > size, "params": params}
+            if query.before is not None:  # the page before: the extra row is the newest one
+                prev, more, rows = len(rows) > size, True, rows[-size:]
+            else:
+                prev, more, rows = query.after is not None, len(rows) > size, rows[:size]
+            page = page if prev else 1
+            params = {k: v for k, v in q.items() if k not in ("page", "after", "before")}
+            context |= {"rows": rows, "page": page, "more": more and bool(rows), "prev": prev and bool(rows)}
+            context |= {"params": params, "anchor": anchor_of}
         return self.c.render(request, "search.html", **context)
 
     # -- one call --------------------------------------------------------------------------------

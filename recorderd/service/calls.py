@@ -56,6 +56,8 @@ class Query:
     held: bool | None = None
     limit: int = 200
     offset: int = 0
+    after: tuple[dt.datetime, str] | None = None  # keyset paging: the page after this call (start, id)
+    before: tuple[dt.datetime, str] | None = None  # … or the page before it
 
     def detail(self) -> dict[str, Any]:
         """What the ledger keeps of the search: every criterion given, the number normalised."""
@@ -68,10 +70,11 @@ class Query:
             "status": self.status,
             "held": self.held,
         }
-        return {k: v for k, v in given.items() if v is not None} | {
-            "limit": self.limit,
-            "offset": self.offset,
-        }
+        paging: dict[str, Any] = {"limit": self.limit, "offset": self.offset}
+        for name, anchor in (("after", self.after), ("before", self.before)):
+            if anchor is not None:
+                paging[name] = {"started_at": anchor[0].isoformat(), "call": anchor[1]}
+        return {k: v for k, v in given.items() if v is not None} | paging
 
 
 def search(svc: Service, who: Actor, query: Query) -> list[Call]:
@@ -85,6 +88,8 @@ def search(svc: Service, who: Actor, query: Query) -> list[Call]:
             raise AccessError("direction must be inbound or outbound")
         if not 1 <= query.limit <= MAX_PAGE or query.offset < 0:
             raise AccessError(f"a page holds 1 to {MAX_PAGE} calls")
+        if query.after is not None and query.before is not None:
+            raise AccessError("a page comes after one call or before one, not both")
         zone = svc.config.zone
         start, end = local_days(query.first, query.last, zone)
         t.grant("searched", detail=query.detail())
@@ -100,6 +105,8 @@ def search(svc: Service, who: Actor, query: Query) -> list[Call]:
                 held=query.held,
                 limit=query.limit,
                 offset=query.offset,
+                after=query.after,
+                before=query.before,
             )
 
 
