@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recorderd.config import Config
 from recorderd.console.admin import Admin
+from recorderd.console.exports import Exports
 from recorderd.console.pages import Pages
 from recorderd.console.play import Playback
 from recorderd.console.sessions import SessionStore
@@ -67,6 +68,7 @@ class SecurityHeaders:
 def build_app(svc: Service, config: Config, *, store: SessionStore | None = None) -> Starlette:
     console = Console(svc, config, store=store)
     pages, playback, admin, flows = Pages(console), Playback(console), Admin(console), Workflows(console)
+    export = Exports(console)
 
     async def signed_out(request: Request, _exc: Exception) -> Response:
         return redirect("/signin")
@@ -94,9 +96,11 @@ def build_app(svc: Service, config: Config, *, store: SessionStore | None = None
         Route("/disclosures", flows.disclosures, methods=["GET"]),
         Route("/disclosures/open", flows.open_disclosure, methods=["POST"]),
         Route("/disclosures/{id}/close", flows.close_disclosure, methods=["POST"]),
-        Route("/exports", flows.exports, methods=["GET"]),
-        Route("/exports/instruct", flows.instruct, methods=["POST"]),
-        Route("/exports/{id}/{step}", flows.follow_up, methods=["POST"]),
+        Route("/exports", export.page, methods=["GET"]),
+        Route("/exports/instruct", export.instruct, methods=["POST"]),
+        Route("/exports/create", export.create, methods=["POST"]),
+        Route("/exports/{id}/create", export.create, methods=["POST"]),
+        Route("/exports/{id}/{step}", export.follow_up, methods=["POST"]),
         Route("/forms", flows.forms, methods=["GET"]),
         Route("/forms/{name}.pdf", flows.form_pdf, methods=["GET"]),
         Route("/ledger", admin.ledger, methods=["GET"]),

@@ -159,9 +159,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "due": ("返却・消去の期限", "Return or deletion due"),
     "recipient_key": ("提供先の公開鍵(任意)", "Recipient's public key (optional)"),
     "export_create_note": (
-        "複製そのものは録音装置上で recorderctl export create により作成します(媒体は装置側にあります)。",
-        "The copy itself is made on the recorder with recorderctl export create (where its medium is).",
+        "ここで作る複製は提供先の公開鍵(age)で暗号化した ZIP としてダウンロードされます。"
+        "平文の WAV が必要な場合は、録音装置上で recorderctl export create により媒体へ書き出してください。",
+        "A copy made here downloads as a zip encrypted to the recipient's age key. For plain WAV, make it"
+        " on the recorder with recorderctl export create, onto its medium.",
     ),
+    "create_copy": ("複製を作成(ダウンロード)", "Make the copy (download)"),
+    "create_direct": ("指示なしで複製を作成する", "Make a copy without an instruction"),
+    "export_forms": ("様式(PDF)", "Forms (PDF)"),
     "delete_request": ("申出による削除", "Delete on request"),
     "request_ref": ("申出の番号", "Request number"),
     "delete": ("削除する", "Delete"),

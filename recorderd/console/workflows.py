@@ -1,6 +1,5 @@
 """The regulations' workflows in the console: deletion on request, preservation, disclosure requests,
-export copies (instruct → provide → dispose; the copy itself is made with ``recorderctl export create``
-on the recorder, where its medium is), and each form as a PDF.
+and each form as a PDF (export copies: recorderd/console/exports.py).
 
 As everywhere in the console, the service layer checks, ledgers and acts; these handlers parse forms
 (CSRF-checked) and render pages.
@@ -109,59 +108,6 @@ class Workflows:
         except REFUSED as exc:
             return self.c.refused(request, exc)
         return redirect("/disclosures")
-
-    # -- export copies ---------------------------------------------------------------------------
-    async def exports(self, request: Request) -> Response:
-        ws, who = await self.c.person(request)
-        try:
-            found = await run_in_threadpool(records.list_exports, self.c.svc, who)
-        except REFUSED as exc:
-            return self.c.refused(request, exc)
-        svc = self.c.svc
-        return self.c.render(
-            request, "exports.html", ws=ws, who=who, requests=list(reversed(found)),
-            bases=svc.config.exports.legal_bases, may_instruct=svc.may(who, "export.instruct"),
-            may_export=svc.may(who, "export.provide"), q=request.query_params,
-        )  # fmt: skip
-
-    async def instruct(self, request: Request) -> Response:
-        ws, who = await self.c.person(request)
-        form = await self.c.checked_form(request, ws)
-        try:
-            order = records.Order(
-                calls=form.get("calls", "").split(),
-                purpose=form.get("purpose", ""),
-                legal_basis=form.get("legal_basis", ""),
-                recipient=form.get("recipient", ""),
-                duties=form.get("duties", ""),
-                due=_date(form.get("due", ""), "due"),
-                medium=form.get("medium", ""),
-                recipient_key=form.get("recipient_key") or None,
-            )
-            await run_in_threadpool(records.instruct_export, self.c.svc, who, order)
-        except REFUSED as exc:
-            return self.c.refused(request, exc)
-        return redirect("/exports")
-
-    async def follow_up(self, request: Request) -> Response:
-        ws, who = await self.c.person(request)
-        form = await self.c.checked_form(request, ws)
-        rid, step = request.path_params["id"], request.path_params["step"]
-        svc = self.c.svc
-        try:
-            if step == "provide":
-                await run_in_threadpool(
-                    records.provide_export, svc, who, rid, form.get("to", ""), form.get("medium", "")
-                )
-            elif step == "dispose":
-                await run_in_threadpool(
-                    records.dispose_export, svc, who, rid, form.get("how", ""), form.get("note", "")
-                )
-            else:
-                return self.c.render(request, "error.html", 404, message=f"no such step {step!r}")
-        except REFUSED as exc:
-            return self.c.refused(request, exc)
-        return redirect("/exports")
 
     # -- forms as PDF ----------------------------------------------------------------------------
     async def forms(self, request: Request) -> Response:

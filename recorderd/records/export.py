@@ -286,10 +286,12 @@ def create(
     order: Order | None = None,
     request_id: str | None = None,
     now: dt.datetime | None = None,
+    sealed_only: bool = False,
 ) -> tuple[str, Path]:
     """Make the package. Returns (request ID, package directory). ``identities`` opens the person's
     key copy (after every check, before the ledger entry); ``grant`` commits the ``exported`` entry
-    before any audio is decrypted."""
+    before any audio is decrypted. ``sealed_only``: refuse an order without a recipient key (the
+    package then holds no plaintext audio: a download through the web console)."""
     instruction = relayed = None
     if request_id is not None:
         order, instruction, relayed = _instruction(sessions, config, actor, request_id)
@@ -301,6 +303,11 @@ def create(
         raise AccessError("give an instruction (--instruction) or the export's details")
     order, rows = _resolve(sessions, order)
     order = _check_policy(config, order)
+    if sealed_only and not order.recipient_key:
+        raise AccessError(
+            "this export names no recipient age key, so its audio would be plain WAV: the console makes"
+            " only encrypted copies; make this one on the recorder (recorderctl export create --out <medium>)"
+        )
     request_id = request_id or _new_id(config.zone)
     made = now or dt.datetime.now(dt.UTC)
     detail = {

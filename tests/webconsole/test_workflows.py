@@ -4,13 +4,19 @@ ledgers; these tests check that the console's forms reach it, with their CSRF to
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import wave
+import zipfile
 
+import httpx
 from webconsole.test_http import csrf_of, entries, signed_in
 
 from storage import ledger
+from storage.age import decrypt_bytes, generate_identity
 from support.console_site import Running
-from support.people import seed_call
+from support.people import person, seed_call
 
 
 def test_disclosure_request_opened_and_closed(console: Running) -> None:
@@ -33,24 +39,99 @@ def test_disclosure_request_opened_and_closed(console: Running) -> None:
     assert kinds == ["disclosure_opened", "held", "disclosure_closed", "hold_released"]
 
 
-def test_export_instructed_provided_disposed(console: Running) -> None:
-    client = signed_in(console, "boss", "boss-password-1")
-    token = csrf_of(client, console.call)
+def _instruct(client: httpx.Client, console: Running, token: str, **extra: str) -> str:
     order = {"csrf": token, "calls": console.call, "purpose": "苦情対応の検証",
              "legal_basis": "法令に基づく場合", "recipient": "広聴課", "duties": "複製禁止、用済み後返却",
-             "due": "2027-03-31", "medium": "DVD-R"}  # fmt: skip
+             "due": "2027-03-31", "medium": "DVD-R", **extra}  # fmt: skip
     assert client.post("/exports/instruct", data=order).status_code == 303
     page = client.get("/exports").text
-    rid = re.search(r"<td>(EX-[0-9]+-[0-9a-f]+)</td>", page)
+    rid = re.findall(r"<td>(EX-[0-9]+-[0-9a-f]+)</td>", page)
     assert rid, page[-3000:]
+    return rid[0]  # newest first
+
+
+def _actions(page: str, rid: str) -> list[str]:
+    row = re.search(rf'<tr id="export-{rid}".*?</tr>', page, re.S)
+    assert row
+    return re.findall(r'action="/exports/[^/"]+/(\w+)"', row[0])
+
+
+def test_export_instructed_created_provided_disposed(console: Running) -> None:
+    """The whole flow in the console, each step offered only where the request stands; the copy is a
+    zip whose audio only the recipient's key opens, and which is the recording's audio."""
+    boss = signed_in(console, "boss", "boss-password-1")
+    recipient_identity, recipient = generate_identity()
+    rid = _instruct(boss, console, csrf_of(boss, console.call), recipient_key=recipient)
+    assert _actions(boss.get("/exports").text, rid) == ["create"]  # (the service refuses the instructor)
+    person(console.site.people(), console.manager, "clerk", "handler", "clerk-password-1")
+    client = signed_in(console, "clerk", "clerk-password-1")  # another person carries it out
+    token = csrf_of(client, console.call)
+    wrong = client.post(f"/exports/{rid}/create", data={"csrf": token, "password": "not-mine"})
+    assert wrong.status_code == 403 and not [e for e in entries(console) if e.kind == "exported"]
+    r = client.post(f"/exports/{rid}/create", data={"csrf": token, "password": "clerk-password-1"})
+    assert r.status_code == 200, r.text[-2000:]
+    assert r.headers["content-type"] == "application/zip" and f"{rid}.zip" in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        names = z.namelist()
+        assert f"{rid}/audio/{console.call}.wav.age" in names and not [n for n in names if n.endswith(".wav")]
+        wav = decrypt_bytes(z.read(f"{rid}/audio/{console.call}.wav.age"), [recipient_identity])
+        manifest = json.loads(z.read(f"{rid}/manifest.json"))
+    with wave.open(io.BytesIO(wav)) as w:
+        assert w.readframes(w.getnframes()) == console.pcm  # the recording's audio, sample for sample
+    assert manifest["package"] == rid
+    assert _actions(client.get("/exports").text, rid) == ["provide", "dispose"]
+    links = re.findall(r'class="form-pdf" href="([^"]+)"', boss.get("/exports").text)
+    assert f"/forms/saitama-2.pdf?request={rid}" in links and "form-pdf" not in client.get("/exports").text
+    for link in links:  # each export form of this request, as PDF
+        pdf = boss.get(link)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     for step, form in (
         ("provide", {"to": "広聴課", "medium": "DVD-R"}),
         ("dispose", {"how": "returned", "note": ""}),
     ):
-        r = client.post(f"/exports/{rid[1]}/{step}", data={"csrf": token, **form})
+        r = client.post(f"/exports/{rid}/{step}", data={"csrf": token, **form})
         assert r.status_code == 303, r.text[-2000:]
-    kinds = [e.kind for e in entries(console) if e.subject == rid[1]]
-    assert kinds[0] == "export_instructed" and kinds[-1] == "export_disposed", kinds
+    kinds = [e.kind for e in entries(console) if e.subject == rid]
+    assert kinds[0] == "export_instructed" and "exported" in kinds and kinds[-1] == "export_disposed", kinds
+    assert _actions(client.get("/exports").text, rid) == []
+
+
+def test_a_plain_wav_export_is_not_made_in_the_console(console: Running) -> None:
+    boss = signed_in(console, "boss", "boss-password-1")
+    rid = _instruct(boss, console, csrf_of(boss, console.call))  # no recipient key: plain WAV audio
+    person(console.site.people(), console.manager, "clerk", "handler", "clerk-password-1")
+    client = signed_in(console, "clerk", "clerk-password-1")
+    token = csrf_of(client, console.call)
+    r = client.post(f"/exports/{rid}/create", data={"csrf": token, "password": "clerk-password-1"})
+    assert r.status_code == 400 and "recorderctl export create" in r.text
+    refused = entries(console)[-1]
+    assert (refused.kind, refused.detail["operation"]) == ("access_denied", "export.create")
+    assert not [e for e in entries(console) if e.kind == "exported"]
+
+
+def test_a_role_without_export_sees_no_step_and_is_refused(console: Running) -> None:
+    boss = signed_in(console, "boss", "boss-password-1")
+    rid = _instruct(boss, console, csrf_of(boss, console.call), recipient_key=generate_identity()[1])
+    auditor = signed_in(console, "audit", "audit-password-1")
+    page = auditor.get("/exports").text
+    assert _actions(page, rid) == [] and 'id="create"' not in page and 'id="instruct"' not in page
+    token = csrf_of(auditor, console.call)
+    r = auditor.post(f"/exports/{rid}/create", data={"csrf": token, "password": "audit-password-1"})
+    assert r.status_code == 403
+    assert entries(console)[-1].detail["operation"] == "export.create"
+
+
+def test_a_copy_without_an_instruction_where_the_profile_allows_it(console: Running) -> None:
+    client = signed_in(console, "boss", "boss-password-1")
+    token = csrf_of(client, console.call)
+    assert 'id="create"' in client.get("/exports").text
+    order = {"csrf": token, "calls": console.call, "purpose": "苦情対応の検証",
+             "legal_basis": "法令に基づく場合", "recipient": "広聴課", "duties": "複製禁止",
+             "due": "2027-03-31", "medium": "USB", "recipient_key": generate_identity()[1],
+             "password": "boss-password-1"}  # fmt: skip
+    r = client.post("/exports/create", data=order)
+    assert r.status_code == 200 and r.content.startswith(b"PK")
+    assert [e.kind for e in entries(console)][-2:] == ["exported", "export_sealed"]
 
 
 def test_deletion_on_request(console: Running) -> None:
