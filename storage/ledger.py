@@ -276,12 +276,17 @@ def entries(
     limit: int | None = None,
     after: int | None = None,
     through: int | None = None,
+    before: int | None = None,
+    newest_first: bool = False,
 ) -> list[Entry]:
-    """Entries in ledger order, filtered. Times compare as UTC ISO text (the stored format);
-    ``after``/``through`` bound the sequence numbers (a range of the primary key: cheap to poll)."""
+    """Entries in ledger order (``newest_first``: the reverse), filtered. Times compare as UTC ISO text
+    (the stored format); ``after``/``through``/``before`` bound the sequence numbers (a range of the
+    primary key: cheap to poll, and a page of a long ledger without OFFSET)."""
     q = select(LedgerRow)
     if after is not None:
         q = q.where(LedgerRow.seq > after)
+    if before is not None:
+        q = q.where(LedgerRow.seq < before)
     if through is not None:
         q = q.where(LedgerRow.seq <= through)
     if kinds is not None:
@@ -294,7 +299,7 @@ def entries(
         q = q.where(LedgerRow.at >= _timestamp(since))
     if until is not None:
         q = q.where(LedgerRow.at < _timestamp(until))
-    q = q.order_by(LedgerRow.seq)
+    q = q.order_by(LedgerRow.seq.desc() if newest_first else LedgerRow.seq)
     if limit is not None:
         q = q.limit(limit)
     return [_entry(r) for r in session.scalars(q)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,8 +25,6 @@ from storage.files import disk_usage
 
 __all__ = ["Admin"]
 
-LEDGER_PAGE = 200
-
 
 class Admin:
     def __init__(self, console: Console) -> None:
@@ -36,11 +35,13 @@ class Admin:
         q = request.query_params
         kinds = [k.strip() for k in q.get("kind", "").split(",") if k.strip()] or None
         svc = self.c.svc
+        size = self.c.config.console.page_size * 4  # 200 entries a page by default
+        before, after = (int(v) if (v := q.get(k, "")).isdigit() else None for k in ("before", "after"))
         try:
             rows = await run_in_threadpool(
                 lambda: records.show_ledger(
                     svc, who, kinds=kinds, call=q.get("call") or None, subject=q.get("subject") or None,
-                    limit=LEDGER_PAGE,
+                    limit=size + 1, before=before, after=None if before else after,  # one more: beyond?
                 )
             )  # fmt: skip
             checkpoints = await run_in_threadpool(
@@ -54,9 +55,19 @@ class Admin:
         age = None
         if newest is not None:
             age = svc.clock() - dt.datetime.fromisoformat(newest.at)
+        if after is not None and before is None:  # the page towards the newest: the extra one is newest
+            newer, older, rows = len(rows) > size, True, rows[:size]
+        else:
+            newer, older, rows = before is not None, len(rows) > size, rows[-size:]
+        keep = {k: v for k, v in q.items() if k in ("kind", "call", "subject") and v}  # filters stay
+        pages = {
+            "newer": urlencode(keep | {"after": rows[-1].seq}) if newer and rows else None,
+            "older": urlencode(keep | {"before": rows[0].seq}) if older and rows else None,
+        }
         return self.c.render(
             request, "ledger.html", ws=ws, who=who, q=q, rows=list(reversed(rows)), report=report,
             checkpoint=newest, checkpoint_age_h=None if age is None else age.total_seconds() / 3600,
+            pages=pages,
         )  # fmt: skip
 
     async def status(self, request: Request) -> Response:

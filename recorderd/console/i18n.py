@@ -55,6 +55,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "seconds": ("秒", "s"),
     "prev_page": ("前へ", "Previous"),
     "next_page": ("次へ", "Next"),
+    "newer_entries": ("新しい記録へ", "Newer entries"),
+    "older_entries": ("古い記録へ", "Older entries"),
     "page": ("ページ", "Page"),
     "call": ("通話", "Call"),
     "call_id": ("通話ID", "Call ID"),

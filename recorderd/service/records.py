@@ -186,15 +186,25 @@ def show_ledger(
     call: str | None = None,
     subject: str | None = None,
     limit: int = 100,
+    before: int | None = None,
+    after: int | None = None,
 ) -> list[ledger.Entry]:
-    """The newest ``limit`` entries that match, oldest first."""
+    """The newest ``limit`` entries that match (below entry ``before`` if given), oldest first; with
+    ``after``, the ``limit`` oldest that match above that entry (the next page towards the newest).
+    Each page reads only its own rows (keyset on the sequence number), however long the ledger."""
     with svc.door(who, "ledger.show") as t:
-        t.grant(
-            "viewed", detail={"what": "ledger", "kinds": list(kinds or []), "call": call, "subject": subject}
-        )
+        detail = {"what": "ledger", "kinds": list(kinds or []), "call": call, "subject": subject}
+        paging = {k: v for k, v in (("before", before), ("after", after)) if v is not None}
+        t.grant("viewed", detail=detail | paging)
+        calls = [call] if call else None
         with svc.sessions() as s:
-            found = ledger.entries(s, kinds=kinds, call_ids=[call] if call else None, subject=subject)
-        return found[-limit:] if limit > 0 else found
+            if limit <= 0 or after is not None:
+                return ledger.entries(s, kinds=kinds, call_ids=calls, subject=subject, after=after,
+                                      before=before, limit=limit if limit > 0 else None)  # fmt: skip
+            newest = ledger.entries(
+                s, kinds=kinds, call_ids=calls, subject=subject, before=before, limit=limit, newest_first=True
+            )
+        return newest[::-1]
 
 
 def verify_ledger(

@@ -101,3 +101,37 @@ def test_a_forged_anchor_is_a_clear_error(site: tuple[Site, str]) -> None:
     _s, url = site
     r = _client(url).get("/calls", params={"go": "1", "after": "yesterday~x"})
     assert r.status_code == 400 and "yesterday" in r.text
+
+
+def _seqs(page: str) -> list[int]:
+    return [int(s) for s in re.findall(r"<tr><td>(\d+)</td>", page)]
+
+
+def test_ledger_pages_keep_their_filters_and_follow_the_last_entry(site: tuple[Site, str]) -> None:
+    s, url = site
+    for i in range(90):  # the entries looked for, between others
+        ledger.append_committed(s.sessions, "searched", "clerk", detail={"n": i})
+        ledger.append_committed(s.sessions, "viewed", "clerk", detail={"what": "call"})
+    with s.sessions() as db:
+        wanted = [e.seq for e in ledger.entries(db, kinds=["searched"], newest_first=True)]
+    client = _client(url)
+    first = client.get("/ledger", params={"kind": "searched"})
+    assert first.status_code == 200
+    assert _seqs(first.text) == wanted[:40]  # a page is 4 × page_size, newest first
+    assert _link(first.text, "newer-page") is None
+    older = _link(first.text, "older-page")
+    assert older and "kind=searched" in older and f"before={wanted[39]}" in older
+    for i in range(5):  # written meanwhile: the older page must not shift
+        ledger.append_committed(s.sessions, "searched", "clerk", detail={"n": 100 + i})
+    second = client.get(older)
+    assert _seqs(second.text) == wanted[40:80]
+    third = client.get(_link(second.text, "older-page") or "")
+    assert _seqs(third.text) == wanted[80:] and _link(third.text, "older-page") is None
+    back = client.get(_link(second.text, "newer-page") or "")
+    assert _seqs(back.text) == wanted[:40] and "kind=searched" in (_link(back.text, "newer-page") or "")
+    with s.sessions() as db:
+        views = [
+            e.detail for e in ledger.entries(db, kinds=["viewed"]) if e.detail.get("kinds") == ["searched"]
+        ]
+    assert [v.get("before") for v in views] == [None, wanted[39], wanted[79], None]  # each page ledgered
+    assert views[-1]["after"] == wanted[40]
