@@ -1,10 +1,11 @@
-"""Export copies in the console: instruct → create → provide → dispose, and each request's forms as PDF.
+"""Export copies in the console: instruct (→ relay, Toyonaka) → create → provide → dispose, and each
+request's forms as PDF.
 
 Create asks for the person's password again (it opens their key copy for this one package, as
 ``recorderctl export create`` does) and answers with the package as a zip download; the service
 layer (recorderd/service/exports.py) refuses an order without a recipient age key, so the download
-holds no plaintext audio. The page offers each step only to a role that may take it and only where
-the request stands (the service layer still refuses anything else).
+holds no plaintext audio. The page offers only the steps the service layer says this person may take
+on each request now (``exports.next_steps``); it still checks each one when taken.
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ class Exports:
         except REFUSED as exc:
             return self.c.refused(request, exc)
         svc = self.c.svc
-        may = {op: svc.may(who, op) for op in ("export.instruct", "export.create", "export.provide",
-                                               "export.dispose", "forms.render")}  # fmt: skip
+        may = {op: svc.may(who, op) for op in ("export.instruct", "export.create", "forms.render")}
         return self.c.render(
             request, "exports.html", ws=ws, who=who, requests=list(reversed(found)),
+            steps={r.id: exports.next_steps(svc, who, r) for r in found},
             bases=svc.config.exports.legal_bases, may=may, direct=exports.direct_export_allowed(svc),
             forms={name: records.FORMS[name] for name in exports.EXPORT_FORMS}, q=request.query_params,
         )  # fmt: skip
@@ -99,6 +100,14 @@ class Exports:
             background=BackgroundTask(shutil.rmtree, tmp, True),
         )
 
+    def _local(self, text: str, what: str) -> dt.datetime:
+        """A datetime-local field (the recorder's zone unless an offset is given)."""
+        try:
+            at = dt.datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise AccessError(f"{what}: not a date and time (YYYY-MM-DD HH:MM): {text!r}") from None
+        return at if at.tzinfo else at.replace(tzinfo=self.c.config.zone)
+
     async def follow_up(self, request: Request) -> Response:
         ws, who = await self.c.person(request)
         form = await self.c.checked_form(request, ws)
@@ -112,6 +121,11 @@ class Exports:
             elif step == "dispose":
                 await run_in_threadpool(
                     records.dispose_export, svc, who, rid, form.get("how", ""), form.get("note", "")
+                )
+            elif step == "relay":
+                first, last = (self._local(form.get(k, ""), k) for k in ("calls_from", "calls_to"))
+                await run_in_threadpool(
+                    records.relay_export, svc, who, rid, form.get("handler", "").strip(), first, last
                 )
             else:
                 return self.c.render(request, "error.html", 404, message=f"no such step {step!r}")

@@ -166,6 +166,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "A copy made here downloads as a zip encrypted to the recipient's age key. For plain WAV, make it"
         " on the recorder with recorderctl export create, onto its medium.",
     ),
+    "relay": ("担当者に取出しを指示", "Pass on to a handler"),
+    "handler_id": ("担当者のID", "Handler's ID"),
     "create_copy": ("複製を作成(ダウンロード)", "Make the copy (download)"),
     "create_direct": ("指示なしで複製を作成する", "Make a copy without an instruction"),
     "export_forms": ("様式(PDF)", "Forms (PDF)"),

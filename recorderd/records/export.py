@@ -247,32 +247,44 @@ def relay(
     grant("export_relayed", subject=request_id, detail=detail)
 
 
-def _instruction(
-    sessions: sessionmaker[Session], config: Config, actor: Actor, request_id: str
-) -> tuple[Order, ledger.Entry, ledger.Entry | None]:
-    found = requests(sessions, request_id)
-    if not found or found[0].last("export_instructed") is None:
-        raise AccessError(f"no instruction {request_id}")
-    req = found[0]
-    if req.last("exported") and req.status != "failed":
-        raise AccessError(f"{request_id} has been exported already")
+def carry_out_refusal(config: Config, actor: Actor, req: Request) -> Exception | None:
+    """Why ``actor`` may not carry out instruction ``req`` now (the refusal to raise), or None.
+    Front ends ask through the service layer which steps to offer; ``create`` raises it."""
     entry = req.last("export_instructed")
-    assert entry is not None
+    if entry is None:
+        return AccessError(f"no instruction {req.id}")
+    if req.last("exported") and req.status != "failed":
+        return AccessError(f"{req.id} has been exported already")
     if entry.actor == actor.id:
-        raise Forbidden(f"{actor.id} gave instruction {request_id}; someone else must carry it out")
+        return Forbidden(f"{actor.id} gave instruction {req.id}; someone else must carry it out")
     chain = config.exports.chain
     relayed = req.last("export_relayed")
     if len(chain) >= 3:
         if relayed is None:
-            raise Forbidden(
-                f"{request_id}: only on the two-step instruction ({' → '.join(_label(r) for r in chain)}); "
+            return Forbidden(
+                f"{req.id}: only on the two-step instruction ({' → '.join(_label(r) for r in chain)}); "
                 f"the {_label(chain[1])} has not yet named the {_label(chain[2])}"
             )
         if relayed.detail.get("to") != actor.id:
-            raise Forbidden(f"{request_id} was given to {relayed.detail.get('to')}, not {actor.id}")
+            return Forbidden(f"{req.id} was given to {relayed.detail.get('to')}, not {actor.id}")
     elif chain and actor.role != chain[-1]:
-        raise Forbidden(f"{request_id} is carried out by the {_label(chain[-1])}")
-    return req.order, entry, relayed
+        return Forbidden(f"{req.id} is carried out by the {_label(chain[-1])}")
+    return None
+
+
+def _instruction(
+    sessions: sessionmaker[Session], config: Config, actor: Actor, request_id: str
+) -> tuple[Order, ledger.Entry, ledger.Entry | None]:
+    found = requests(sessions, request_id)
+    if not found:
+        raise AccessError(f"no instruction {request_id}")
+    req = found[0]
+    refusal = carry_out_refusal(config, actor, req)
+    if refusal is not None:
+        raise refusal
+    entry = req.last("export_instructed")
+    assert entry is not None
+    return req.order, entry, req.last("export_relayed")
 
 
 def create(

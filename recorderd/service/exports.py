@@ -21,7 +21,7 @@ from recorderd.records.play import open_key
 from recorderd.service.door import Service
 from recorderd.service.records import signing_key
 
-__all__ = ["EXPORT_FORMS", "create_export_archive", "direct_export_allowed"]
+__all__ = ["EXPORT_FORMS", "create_export_archive", "direct_export_allowed", "next_steps"]
 
 # The regulations' forms that are about one export request (recorderd/records/forms).
 EXPORT_FORMS = ("saitama-1", "saitama-2", "toyonaka-1", "matsumoto")
@@ -30,6 +30,25 @@ EXPORT_FORMS = ("saitama-1", "saitama-2", "toyonaka-1", "matsumoto")
 def direct_export_allowed(svc: Service) -> bool:
     """Whether a person may export with the details at hand, without another's instruction."""
     return not svc.config.exports.two_person
+
+
+def next_steps(svc: Service, who: Actor, request: export.Request) -> list[str]:
+    """The steps of ``request`` this person may take now, for a front end to offer only those (each
+    is still checked, and a refusal ledgered, when taken)."""
+    status, chain = request.status, svc.config.exports.chain
+    steps = []
+    instructed = request.last("export_instructed") is not None
+    to_relay = instructed and status == "instructed" and request.last("export_relayed") is None
+    if to_relay and len(chain) >= 3 and who.role == chain[1] and svc.may(who, "export.relay"):
+        steps.append("relay")
+    may_create = instructed and svc.may(who, "export.create")
+    if may_create and export.carry_out_refusal(svc.config, who, request) is None:
+        steps.append("create")
+    if status == "exported" and svc.may(who, "export.provide"):
+        steps.append("provide")
+    if status in ("exported", "provided") and svc.may(who, "export.dispose"):
+        steps.append("dispose")
+    return steps
 
 
 def create_export_archive(

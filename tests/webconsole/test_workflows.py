@@ -9,14 +9,15 @@ import json
 import re
 import wave
 import zipfile
+from pathlib import Path
 
 import httpx
 from webconsole.test_http import csrf_of, entries, signed_in
 
 from storage import ledger
 from storage.age import decrypt_bytes, generate_identity
-from support.console_site import Running
-from support.people import person, seed_call
+from support.console_site import CONSOLE, Running, start
+from support.people import make_site, person, seed_call
 
 
 def test_disclosure_request_opened_and_closed(console: Running) -> None:
@@ -62,10 +63,11 @@ def test_export_instructed_created_provided_disposed(console: Running) -> None:
     boss = signed_in(console, "boss", "boss-password-1")
     recipient_identity, recipient = generate_identity()
     rid = _instruct(boss, console, csrf_of(boss, console.call), recipient_key=recipient)
-    assert _actions(boss.get("/exports").text, rid) == ["create"]  # (the service refuses the instructor)
+    assert _actions(boss.get("/exports").text, rid) == []  # the instructor may not carry it out
     person(console.site.people(), console.manager, "clerk", "handler", "clerk-password-1")
     client = signed_in(console, "clerk", "clerk-password-1")  # another person carries it out
     token = csrf_of(client, console.call)
+    assert _actions(client.get("/exports").text, rid) == ["create"]
     wrong = client.post(f"/exports/{rid}/create", data={"csrf": token, "password": "not-mine"})
     assert wrong.status_code == 403 and not [e for e in entries(console) if e.kind == "exported"]
     r = client.post(f"/exports/{rid}/create", data={"csrf": token, "password": "clerk-password-1"})
@@ -162,3 +164,45 @@ def test_auditor_cannot_open_a_disclosure_request(console: Running) -> None:
             "requester": "x", "contact": "", "id_document": "旅券", "id_number": "TR1234567"}  # fmt: skip
     assert client.post("/disclosures/open", data=form).status_code == 403
     assert entries(console)[-1].detail["operation"] == "disclosure.open"
+
+
+def test_toyonaka_chain_instruct_relay_create(tmp_path: Path) -> None:
+    """管理責任者 instructs, 運用責任者 names the handler and the calls' time (relay), that handler alone
+    is offered create, in the console."""
+    site = make_site(
+        tmp_path,
+        CONSOLE + '[exports]\ntwo_person = true\nchain = ["manager", "operations_manager", "handler"]\n',
+    )
+    call, _pcm = seed_call(site)
+    people = site.people()
+    boss = person(people, None, "boss", "manager", "boss-password-1", key=[site.identity])
+    person(people, boss, "ops", "operations_manager", "ops-password-1")
+    person(people, boss, "hana", "handler", "hana-password-1")
+    person(people, boss, "taro", "handler", "taro-password-1")
+    server, url, thread = start(site)
+    try:
+        c = Running(site, server, url, call, b"", boss, boss)
+        manager = signed_in(c, "boss", "boss-password-1")
+        rid = _instruct(manager, c, csrf_of(manager, call), recipient_key=generate_identity()[1])
+        hana = signed_in(c, "hana", "hana-password-1")
+        assert _actions(hana.get("/exports").text, rid) == []  # not yet relayed to her
+        ops = signed_in(c, "ops", "ops-password-1")
+        assert _actions(ops.get("/exports").text, rid) == ["relay"]
+        span = {"calls_from": "2026-11-22T00:00", "calls_to": "2026-11-22T23:59"}
+        r = ops.post(f"/exports/{rid}/relay", data={"csrf": csrf_of(ops, call), "handler": "hana", **span})
+        assert r.status_code == 303, r.text[-2000:]
+        assert _actions(ops.get("/exports").text, rid) == []
+        taro = signed_in(c, "taro", "taro-password-1")
+        assert _actions(taro.get("/exports").text, rid) == []  # given to hana, not to him
+        assert _actions(hana.get("/exports").text, rid) == ["create"]
+        r = hana.post(
+            f"/exports/{rid}/create", data={"csrf": csrf_of(hana, call), "password": "hana-password-1"}
+        )
+        assert r.status_code == 200 and r.content.startswith(b"PK")
+        [relayed] = [e for e in entries(c) if e.kind == "export_relayed"]
+        assert relayed.detail["to"] == "hana" and relayed.detail["calls_from"].startswith(
+            "2026-11-22T00:00:00+09:00"
+        )
+    finally:
+        server.stop()
+        thread.join(10)
