@@ -38,6 +38,7 @@ RATE = 8000
 TOOLS = {name: shutil.which(name) for name in ("age", "sox", "espeak-ng")} | {"sipp": SIPP}
 
 RECORDED_LINE = "0668585050"  # config: line "general", recorded, Japanese announcement
+STEREO_LINE = "0668587070"  # config: line "stereo", recorded per direction, Japanese announcement
 EXCLUDED_LINE = "0668581111"  # config: line "counselling", never recorded
 STAFF_EXTENSION = "201"  # config: line "staff-outbound", recorded, no announcement
 CITY_NUMBER = "0312345678"
@@ -201,8 +202,9 @@ class DaemonProcess:
 @dataclass
 class Recording:
     row: Call
-    samples: npt.NDArray[np.int16]
+    samples: npt.NDArray[np.int16]  # stereo: the left channel (the caller)
     sox_seconds: float  # the length sox reads from the decrypted AU
+    right: npt.NDArray[np.int16] | None = None  # stereo: the city side
 
 
 class Lane:
@@ -285,6 +287,13 @@ numbers = ["06-6858-5050"]
 action = "record"
 announcement = "ja"
 [[lines]]
+name = "stereo"
+direction = "inbound"
+numbers = ["06-6858-7070"]
+action = "record"
+announcement = "ja"
+channels = "stereo"
+[[lines]]
 name = "counselling"
 direction = "inbound"
 numbers = ["06-6858-1111"]
@@ -352,17 +361,21 @@ action = "record"
                 raise AssertionError(f"no finished row within {timeout} s: {found}\n{self.diagnostics()}")
             time.sleep(0.1)
 
-    def recording(self, row: Call) -> Recording:
+    def recording(self, row: Call, channels: int = 1) -> Recording:
         """Decrypt with the `age` CLI into memory; sox must read the result as audio too."""
         assert row.audio_path is not None and row.audio_path.endswith(".age"), row.audio_path
         with (self.data_dir / row.audio_path).open("rb") as f:
             age = ["age", "-d", "-i", str(self.identity_file)]
             au = subprocess.run(age, stdin=f, capture_output=True, check=True, timeout=30).stdout
-        rate, channels, pcm = parse_au(au)
-        assert (rate, channels) == (RATE, 1)
+        rate, stored, pcm = parse_au(au)
+        assert (rate, stored) == (RATE, channels), (rate, stored)
         sox = subprocess.run(
             ["sox", "-t", "au", "-", "-n", "stat"], input=au, capture_output=True, check=True, timeout=30
         )  # fmt: skip
         lengths = [line for line in sox.stderr.decode().splitlines() if line.startswith("Length (seconds)")]
         seconds = float(lengths[0].split(":")[1])
-        return Recording(row, np.frombuffer(pcm, dtype="<i2").copy(), seconds)
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if channels == 1:
+            return Recording(row, samples.copy(), seconds)
+        pairs = samples[: len(samples) - len(samples) % 2].reshape(-1, 2)
+        return Recording(row, pairs[:, 0].copy(), seconds, pairs[:, 1].copy())
