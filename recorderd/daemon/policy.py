@@ -102,15 +102,16 @@ def describe(config: Config) -> list[str]:
         if rule.hours:
             spans = "; ".join(f"{','.join(w.days)} {w.start:%H:%M}-{w.end:%H:%M}" for w in rule.hours)
             hours = f", only {spans} ({config.timezone}), otherwise {rule.outside_hours}"
-        stereo = ", STEREO" if (rule.channels or config.channels) == "stereo" and rule.action == "record" else ""
+        per_direction = (rule.channels or config.channels) == "stereo" and rule.action == "record"
+        what = f"{rule.action.upper()}{', STEREO' if per_direction else ''}{ann}{hours}"
         for number in rule.numbers:
-            out.append(
-                f"{rule.direction:8} {number:<14} line {rule.name!r}: {rule.action.upper()}{stereo}{ann}{hours}"
-            )
+            out.append(f"{rule.direction:8} {number:<14} line {rule.name!r}: {what}")
     d = config.defaults
     default_ann = f", announcement {config.announcements[d.announcement].sound}" if d.announcement else ""
     stereo = ", STEREO" if config.channels == "stereo" else ""
     inbound_extra = f"{stereo}{default_ann}" if d.inbound == "record" else ""
     out.append(f"inbound  (any other)    default: {d.inbound.upper()}{inbound_extra}")
-    out.append(f"outbound (any other)    default: {d.outbound.upper()}{stereo if d.outbound == 'record' else ''}")
+    out.append(
+        f"outbound (any other)    default: {d.outbound.upper()}{stereo if d.outbound == 'record' else ''}"
+    )
     return out

@@ -124,9 +124,7 @@ class Recording:
             return RecordingResult(_part(self.final_path), False, None, None, seconds, self._disk_error)
         sealed = writer.close()
         tl = self.timeline
-        gaps = (
-            (tl.silence_bytes / self._bps, tl.dropped_bytes / self._bps) if tl else (0.0, 0.0)
-        )
+        gaps = (tl.silence_bytes / self._bps, tl.dropped_bytes / self._bps) if tl else (0.0, 0.0)
         return RecordingResult(sealed.path, True, sealed.size, sealed.sha256, seconds, self._error, *gaps)
 
     # -- event loop ----------------------------------------------------------------------------

@@ -50,7 +50,9 @@ def measure(lane: Lane, rec: Recording) -> dict[str, dict[str, tuple[float, floa
     out = {}
     for side in ("left", "right"):
         samples = channel(rec, side).samples
-        out[side] = {name: (f.gain, f.at_s) for name, ref in refs(lane).items() for f in [locate(samples, ref)]}
+        out[side] = {
+            name: (f.gain, f.at_s) for name, ref in refs(lane).items() for f in [locate(samples, ref)]
+        }
     return out
 
 
@@ -76,7 +78,9 @@ def check_sides(lane: Lane, rec: Recording) -> dict[str, tuple[float, float]]:
 def test_stereo_call_has_the_caller_left_and_the_city_side_right(lane: Lane) -> None:
     lane.call(caller="0311115001", dialled=STEREO_LINE)
     row = lane.wait_row(lambda r: r.remote_number == "0311115001")
-    assert (row.status, row.line, row.announcement_completed) == ("completed", "stereo", True), row.failure_reason
+    assert (row.status, row.line, row.announcement_completed) == ("completed", "stereo", True), (
+        row.failure_reason
+    )
     rec = lane.recording(row, channels=2)
     check_file(rec)
     sounds = check_sides(lane, rec)
