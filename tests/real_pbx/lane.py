@@ -26,11 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 from announce import builtin_prompt
+from real_pbx.capture import CaptureProxy
 from storage.age import generate_identity
 from storage.audio import parse_au
 from storage.db import open_database
 from storage.models import Call
-from support.asterisk import Asterisk, Ports, find_prefix, free_udp_port, render_extensions
+from support.asterisk import Asterisk, Ports, find_prefix, free_tcp_port, free_udp_port, render_extensions
 from support.sipp import SIPP, Spurt, run_uac, uac_scenario, ulaw_decode, ulaw_encode, write_rtp_pcap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +211,9 @@ class Recording:
 class Lane:
     """One Asterisk and one daemon for a test module; each call is told apart by its caller number."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, capture: bool = False) -> None:
+        """``capture``: AGI, AMI and AudioSocket go through ``CaptureProxy``s (real_pbx/capture.py),
+        so every byte each side sent is kept with its time (the fixture pack's regeneration)."""
         prefix, why = find_prefix()
         assert prefix is not None, why
         self.work = work
@@ -260,16 +263,29 @@ class Lane:
         credentials = work / "credentials"
         credentials.mkdir(mode=0o700)
         (credentials / "ami-secret").write_text(self.ami_secret + "\n")
+        # The ports the daemon itself uses: Asterisk's own unless a capture proxy sits between.
+        agi, ami, audiosocket = self.ports.agi, self.ports.ami, self.ports.audiosocket
+        self.proxies: dict[str, CaptureProxy] = {}
+        if capture:
+            agi, ami, audiosocket = free_tcp_port(), free_tcp_port(), free_tcp_port()
+            self.proxies = {
+                "agi": CaptureProxy(self.ports.agi, agi, "asterisk", "agi-server"),
+                "ami": CaptureProxy(ami, self.ports.ami, "ami-client", "asterisk"),
+                "audiosocket": CaptureProxy(
+                    self.ports.audiosocket, audiosocket, "asterisk", "audiosocket-server"
+                ),
+            }
         self.config = work / "recorderd.toml"
         self.config.write_text(f"""
 timezone = "Asia/Tokyo"
 data_dir = "{self.data_dir}"
 [agi]
-listen = "127.0.0.1:{self.ports.agi}"
+listen = "127.0.0.1:{agi}"
 [audiosocket]
-listen = "127.0.0.1:{self.ports.audiosocket}"
+listen = "127.0.0.1:{audiosocket}"
+advertise = "127.0.0.1:{self.ports.audiosocket}"
 [ami]
-port = {self.ports.ami}
+port = {ami}
 username = "recorder"
 secret_credential = "ami-secret"
 [encryption]
@@ -318,6 +334,8 @@ action = "record"
             self.daemon.stop()
         self.pbx.stop()
         self.pbx.cleanup()
+        for proxy in self.proxies.values():
+            proxy.close()
 
     def diagnostics(self) -> str:
         daemon = "".join(self.daemon.lines[-30:]) if self.daemon else "(no daemon)"
