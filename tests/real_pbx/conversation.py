@@ -17,6 +17,7 @@ from real_pbx.capture import Connection
 ENV_VARIES = {"agi_uniqueid", "agi_threadid", "agi_channel", "agi_request"}
 _IDS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
+    (re.compile(r"\b[0-9a-f]{32}\b"), "<uuid>"),
     (re.compile(r"\b1[0-9]{9}\.[0-9]+\b"), "<uniqueid>"),
     (re.compile(r"127\.0\.0\.1:[0-9]+"), "<host:port>"),
     (re.compile(r"-[0-9a-f]{8}(;[12])?\b"), r"-<n>\1"),
