@@ -2,8 +2,9 @@
 
 A fresh directory, a fresh passphrase-protected key, the daemon on an embedded configuration, and
 the PBX simulator (which speaks AGI, AMI and AudioSocket as the captured Asterisk 20.20.1 does)
-placing four calls. Then a demo person signs in, and the call list and one recording decrypted to
-WAV go through the service layer like any person's: both are in the ledger.
+placing five calls (one to a line recorded per direction). Then a demo person signs in, and the call
+list and the recordings decrypted to WAV (the stereo one too) go through the service layer like any
+person's: all are in the ledger.
 """
 
 from __future__ import annotations
