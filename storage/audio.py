@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-__all__ = ["AU_HEADER_SIZE", "AuFormatError", "au_header", "au_to_wav", "parse_au", "slin_to_au_payload"]
+__all__ = [
+    "AU_HEADER_SIZE",
+    "AuFormatError",
+    "au_header",
+    "au_to_wav",
+    "parse_au",
+    "slin_to_au_payload",
+    "swap_pairs",
+]
 
 AU_MAGIC = 0x2E736E64  # ".snd"
 AU_MIN_HEADER = 24  # what a reader must accept
@@ -50,6 +58,17 @@ def slin_to_au_payload(pcm_le: bytes | bytearray) -> bytes:
     samples = array("h", pcm_le)
     samples.byteswap()  # unconditional swap: correct on any host byte order
     return samples.tobytes()
+
+
+def swap_pairs(pcm_le: bytes | bytearray) -> bytes:
+    """Interleaved stereo 16-bit little-endian (L, R) -> big-endian (R, L), for AU: one pass.
+    Reading each pair as one 32-bit word and swapping its bytes reverses both the byte order of
+    each sample and the order of the two samples."""
+    if len(pcm_le) % 4:
+        raise ValueError("stereo PCM data must be whole (left, right) pairs")
+    pairs = array("I", pcm_le)
+    pairs.byteswap()
+    return pairs.tobytes()
 
 
 def parse_au(data: bytes) -> tuple[int, int, bytes]:

@@ -384,11 +384,19 @@ def exec_command(app: str, *args: str) -> str:
     return f"EXEC {app} {quote(data)}"
 
 
-def originate_spy(audiosocket_addr: str, uuid: uuid.UUID, target_uniqueid: str) -> str:
+def originate_spy(
+    audiosocket_addr: str, uuid: uuid.UUID, target_uniqueid: str, *, stereo: bool = False
+) -> str:
     """The recommended recording recipe: an async Originate of an AudioSocket channel running
     ``ChanSpy(<target>,qEu)`` (q: no beep, E: exit with the target, u: target is a uniqueid).
+
+    ``stereo`` adds ``D``: each 20 ms frame is 640 bytes of interleaved slin, left = what the
+    spied channel says (its read direction), right = what it hears (its peer, prompts played to
+    it). ChanSpy's generator then sends a frame every 20 ms even when nobody speaks (zeros), unlike
+    the mono mix, which sends nothing while both sides are silent.
 
     ``/c(slin)`` forces signed linear on the AudioSocket channel (see fixtures README pitfalls).
     """
     dial = f"AudioSocket/{audiosocket_addr}/{uuid}/c(slin)"
-    return exec_command("Originate", dial, "app", "ChanSpy", f"{target_uniqueid},qEu", "", "", "a")
+    options = "qEuD" if stereo else "qEu"
+    return exec_command("Originate", dial, "app", "ChanSpy", f"{target_uniqueid},{options}", "", "", "a")

@@ -68,7 +68,11 @@ class _Session:
 
 
 class AmiServer:
-    def __init__(self, clock: SimClock, username: str, secret: str, current_calls: Callable[[], int]) -> None:
+    def __init__(self, clock: SimClock, username: str, secret: str, current_calls: Callable[[], int],
+                 read: frozenset[str] | None = None) -> None:  # fmt: skip
+        """``read``: the user's ``read =`` classes in manager.conf (None: ``all``, as in the captures);
+        Asterisk sends a session only events of classes both its user and its ``Events:`` allow."""
+        self._read = read
         self._clock = clock
         self._username = username
         self._secret = secret
@@ -91,6 +95,8 @@ class AmiServer:
         """Send one event to every logged-in session that subscribed to its class."""
         head = (("Event", name), ("Privilege", privilege), ("Timestamp", self._clock.timestamp()))
         data = _block(*head, *fields)
+        if self._read is not None and not any(c in self._read for c in privilege.split(",") if c != "all"):
+            return
         for s in list(self._sessions):
             if s.wants(privilege):
                 s.send(data)
@@ -188,7 +194,8 @@ class AmiServer:
             uptime = str(int(self._clock.wall() - self._started_at))
             reply("Success", ("Message", "Authentication accepted"))
             booted = (("Uptime", uptime), ("LastReload", uptime), ("Status", "Fully Booted"))
-            s.send(_block(("Event", "FullyBooted"), ("Privilege", "system,all"), *booted))
+            if self._read is None or "system" in self._read:  # a user without it never sees it
+                s.send(_block(("Event", "FullyBooted"), ("Privilege", "system,all"), *booted))
             tv = self._clock.event_tv()
             self.publish(
                 "SuccessfulAuth",

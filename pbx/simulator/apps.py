@@ -191,6 +191,7 @@ def _start_spy(
             spy_uuid=spy_uuid,
             codec=codec,
             only_from_channel="o" in options,
+            stereo="D" in options,
             on_attach=owner.legs.spy_attached if target is owner.channel else None,
             attach_delay_s=call.call.spy_attach_delay_s,
             reader=reader,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import wave
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,13 +107,23 @@ class Timeline:
 
         ``only_from_channel`` is ChanSpy's ``o`` option: just what the spied channel says.
         """
+        return self._mix(frame, lambda s: s.from_channel or not only_from_channel)
+
+    def render_stereo(self, frame: int) -> bytes:
+        """ChanSpy's ``D`` option: 640 bytes, (left, right) sample pairs; left = what the spied
+        channel says, right = what it hears (its peer, files played to it). Always a frame: ChanSpy's
+        generator fills a side with zeros when it has nothing (app_chanspy.c, spy_generate)."""
+        left = array("h", self._mix(frame, lambda s: s.from_channel) or _SILENCE)
+        right = array("h", self._mix(frame, lambda s: not s.from_channel) or _SILENCE)
+        pairs = array("h", bytes(2 * FRAME_BYTES))
+        pairs[0::2] = left
+        pairs[1::2] = right
+        return pairs.tobytes()
+
+    def _mix(self, frame: int, chosen: Callable[[Source], bool]) -> bytes | None:
         self.rendered_upto = max(self.rendered_upto, frame + 1)
         lo, hi = frame * FRAME_SAMPLES, (frame + 1) * FRAME_SAMPLES
-        live = [
-            s
-            for s in self._sources
-            if s.start < hi and s.end > lo and (s.from_channel or not only_from_channel)
-        ]
+        live = [s for s in self._sources if s.start < hi and s.end > lo and chosen(s)]
         if not live:
             return None
         if len(live) == 1:  # the common case (turn-taking): no arithmetic needed

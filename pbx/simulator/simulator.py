@@ -32,11 +32,14 @@ class PbxSimulator:
         ami_secret: str = "recorder-secret",
         sounds_dir: Path | None = None,
         speed: float = 1.0,
+        ami_read: str = "all",
     ) -> None:
+        """``ami_read``: the AMI user's ``read =`` classes ("call,agent" in config/asterisk/manager.conf)."""
         self._clock = SimClock(speed)
         self._agi = (agi_host, agi_port)
         self._sounds = SoundLibrary(sounds_dir)
-        self._ami = AmiServer(self._clock, ami_username, ami_secret, lambda: len(self._pbx.calls))
+        read = None if ami_read == "all" else frozenset(c.strip() for c in ami_read.split(",") if c.strip())
+        self._ami = AmiServer(self._clock, ami_username, ami_secret, lambda: len(self._pbx.calls), read)
         self._pbx = self._new_state()
         self._running = False
 

@@ -2,7 +2,9 @@
 
 Wire behaviour, from ``audiosocket/*.json`` and the README: ``01 00 10 <uuid>`` as soon as TCP
 connects, ChanSpy attaches ``spy_attach_delay_s`` later (earlier audio is lost), then one
-``10 01 40 <320 bytes>`` message per 20 ms frame, and finally a plain FIN, never ``0x00``.
+``10 01 40 <320 bytes>`` message per 20 ms frame, and finally a plain FIN, never ``0x00``. With
+ChanSpy's ``D`` option (stereo, measured on 20.20.1) a ``10 02 80 <640 bytes>`` message every 20 ms
+from the attach on, interleaved (spied channel, peer), zeros when nobody speaks.
 A ``0x00``/``0xff`` message or EOF from the server ends the spy channel only.
 """
 
@@ -60,6 +62,7 @@ class Spy:
         spy_uuid: str,
         codec: str,
         only_from_channel: bool,
+        stereo: bool = False,
         on_attach: Callable[[], None] | None,
         attach_delay_s: float,
         reader: asyncio.StreamReader,
@@ -74,6 +77,7 @@ class Spy:
         self._target = target
         self._ulaw = codec == "ulaw"
         self._only_from_channel = only_from_channel
+        self._stereo = stereo  # ChanSpy D: interleaved (spied, peer) frames, sent even when silent
         self._on_attach = on_attach
         self._reader = reader
         self._writer = writer
@@ -108,12 +112,7 @@ class Spy:
                 return
             if media.end_frame is not None and n >= media.end_frame:
                 break
-            payload = media.timeline.render(n, self._only_from_channel)
-            silent = payload is not None and media.suppress_silence and not any(payload)
-            if silent and not media.timeline.pbx_playing(n):
-                payload = None  # nobody's RTP carries this frame: ChanSpy has nothing to send
-            if payload is None and media.continuous and media.up_frame is not None and n >= media.up_frame:
-                payload = bytes(FRAME_BYTES)
+            payload = self._render(n)
             if payload is not None and not self._hung_up:
                 wire = ulaw_encode(payload) if self._ulaw else payload
                 self._writer.write(bytes([_KIND_SLIN]) + len(wire).to_bytes(2, "big") + wire)
@@ -127,6 +126,18 @@ class Spy:
                     self.hang_up()
                     return
             n += 1
+
+    def _render(self, n: int) -> bytes | None:
+        media = self.media
+        if self._stereo:
+            return media.timeline.render_stereo(n)
+        payload = media.timeline.render(n, self._only_from_channel)
+        silent = payload is not None and media.suppress_silence and not any(payload)
+        if silent and not media.timeline.pbx_playing(n):
+            payload = None  # nobody's RTP carries this frame: ChanSpy has nothing to send
+        if payload is None and media.continuous and media.up_frame is not None and n >= media.up_frame:
+            payload = bytes(FRAME_BYTES)
+        return payload
 
     async def _wait(self, deadline: float) -> bool:
         """Sleep until ``deadline``; False when the AudioSocket server went away meanwhile."""

@@ -2,8 +2,9 @@
 
 A fresh directory, a fresh passphrase-protected key, the daemon on an embedded configuration, and
 the PBX simulator (which speaks AGI, AMI and AudioSocket as the captured Asterisk 20.20.1 does)
-placing four calls. Then a demo person signs in, and the call list and one recording decrypted to
-WAV go through the service layer like any person's: both are in the ledger.
+placing five calls (one to a line recorded per direction). Then a demo person signs in, and the call
+list and the recordings decrypted to WAV (the stereo one too) go through the service layer like any
+person's: all are in the ledger.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def demo_calls() -> list[tuple[str, SimCall]]:
                  caller_audio=agent, agent_audio=caller)),
         ("call to the counselling line (excluded)",
          SimCall(caller="0311113333", dialled="0668581111", caller_audio=caller, agent_audio=agent)),
+        ("inbound call to the disputes line, recorded per direction (stereo)",
+         SimCall(caller="0311115555", dialled="0668587070", caller_audio=caller, agent_audio=agent,
+                 bridged=True)),
         ("caller hangs up during the announcement",
          SimCall(caller="0311114444", dialled="0668582525", caller_audio=caller, hangup_after_agi_s=1.5)),
     ]  # fmt: skip
@@ -185,7 +189,9 @@ def _report(root: Path, config: Config, setup: DemoSetup) -> int:
     person = demo_person(root, svc, setup)
     rows = calls.search(svc, person, calls.Query(limit=50))
     print("\n".join(format_table(rows, config.zone)))
-    completed = [r for r in rows if r.status == "completed" and r.direction == "inbound"]
+    completed = [
+        r for r in rows if r.status == "completed" and r.direction == "inbound" and r.line == "general"
+    ]
     if not completed:
         print("\nrecorderd demo: no completed inbound recording: something is wrong", file=sys.stderr)
         return 1
@@ -199,6 +205,9 @@ def _report(root: Path, config: Config, setup: DemoSetup) -> int:
                       ("agent speech", speech("agent"))]:  # fmt: skip
         score, _lag = locate(audio, np.frombuffer(ref, "<i2").astype(np.float64))
         print(f"  {name:13} found in the recording: correlation {score:.3f}")
+    stereo = [r for r in rows if r.status == "completed" and r.line == "disputes"]
+    if stereo:
+        _stereo_report(root, svc, person, stereo[0].id)
     files_on_disk = sorted(p.name for p in (config.data_dir / "recordings").rglob("*") if p.is_file())
     print(
         f"\nOn disk (all age-encrypted): {len(files_on_disk)} file(s) under {config.data_dir / 'recordings'}"
@@ -210,6 +219,21 @@ def _report(root: Path, config: Config, setup: DemoSetup) -> int:
         print(f"  {line}")
     print(f"  play {out}        # sox; or any audio player")
     return 0
+
+
+def _stereo_report(root: Path, svc: Service, person: Actor, call_id: str) -> None:
+    """The per-direction recording: each voice in its own channel (channels = "stereo")."""
+    out = root / f"call-{call_id[:8]}-stereo.wav"
+    calls.copy(svc, person, call_id, "demo: check the stereo recording", out)
+    with wave.open(str(out), "rb") as w:
+        pairs = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
+    print(f"\nDecrypted the stereo call {call_id[:8]} → {out}")
+    for name, ref, side in [("caller speech", speech("caller"), 0), ("agent speech", speech("agent"), 1)]:
+        reference = np.frombuffer(ref, "<i2").astype(np.float64)
+        mine = locate(pairs[:, side].astype(np.float64), reference)[0]
+        other = locate(pairs[:, 1 - side].astype(np.float64), reference)[0] if pairs.shape[1] == 2 else 0.0
+        where = "left (caller)" if side == 0 else "right (city side)"
+        print(f"  {name:13} on the {where}: correlation {mine:.3f}; in the other channel {other:.3f}")
 
 
 def try_next(root: Path, call: str) -> list[str]:

@@ -8,6 +8,7 @@ from recorderd.config.base import ConfigError, read_credential
 from recorderd.config.model import (
     Action,
     Announcement,
+    Channels,
     Config,
     Direction,
     LineRule,
@@ -20,6 +21,7 @@ from recorderd.config.model import (
 __all__ = [
     "Action",
     "Announcement",
+    "Channels",
     "Config",
     "ConfigError",
     "Direction",

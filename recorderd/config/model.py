@@ -38,6 +38,8 @@ from recorderd.numbers import normalise
 
 Direction = Literal["inbound", "outbound"]
 Action = Literal["record", "exclude"]
+# "stereo": the caller (the counterpart) on the left, the city side on the right, one 2-channel file
+Channels = Literal["mono", "stereo"]
 
 
 class AgiConfig(Strict):
@@ -161,6 +163,7 @@ class LineRule(Strict):
     outside_hours: Action = "exclude"
     keep_numbers_when_excluded: StrictBool = False
     retention: str | None = None  # a policy under [retention.policies]; default: retention.default
+    channels: Channels | None = None  # None: the global ``channels``
 
     @field_validator("numbers")
     @classmethod
@@ -251,6 +254,7 @@ class Config(Strict):
     timezone: str = "Asia/Tokyo"
     data_dir: Path = Path("/var/lib/recorderd")
     database_url: str = ""  # empty: sqlite file in data_dir
+    channels: Channels = "mono"  # per-direction recording for every line that does not say otherwise
     agi: AgiConfig = AgiConfig()
     audiosocket: AudioSocketConfig = AudioSocketConfig()
     ami: AmiConfig = AmiConfig()

@@ -56,6 +56,8 @@ class ActiveCall:
     ami_seen: bool = False  # AMI named the channel the AGI environment claims (its Uniqueid)
     duplicate_of: str | None = None  # another live call already claimed that Uniqueid
     ended_at: dt.datetime | None = None
+    channels: int = 1  # 2: ChanSpy D (stereo), the counterpart left and the city side right
+    swap: bool = False  # stereo outbound: the spied channel is the city side, stored on the right
     summary: dict[str, object] = field(default_factory=dict)  # for events: ids, line, masked numbers
 
 
@@ -192,6 +194,8 @@ class CallManager:
         call = ActiveCall(
             call_id, uniqueid, self.config.data_dir / rel, asyncio.get_running_loop().create_future(), clog
         )
+        if decision.channels == "stereo":
+            call.channels, call.swap = 2, row["direction"] == "outbound"
         call.summary = {"call_id": str(call_id), "direction": row["direction"], "line": decision.line,
                         "local": mask(_text(row, "local_number")),
                         "remote": mask(_text(row, "remote_number"))}  # fmt: skip
@@ -252,7 +256,7 @@ class CallManager:
         connection loses its start, and an outbound far end that answers at once its first words.
         """
         target = call.uniqueid or ""
-        await session.command(originate_spy(self.advertise, call.call_id, target))
+        await session.command(originate_spy(self.advertise, call.call_id, target, stereo=call.channels == 2))
         status = await session.get_variable("ORIGINATE_STATUS")
         self._writer.update(str(call.call_id), spy_status=status)
         if status != "SUCCESS":
@@ -343,7 +347,8 @@ class CallManager:
                         reason="unknown or finished call")  # fmt: skip
             return None
         recording = Recording(str(spy_uuid), call.path, self._recipients, self._pool, call_log=call.log,
-                              clock=self._media_clock, peer=peer)  # fmt: skip
+                              clock=self._media_clock, peer=peer, channels=call.channels,
+                              swap=call.swap)  # fmt: skip
         if self._media_clock is not None:
             self._recordings.add(recording)
             if self._ticker is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from recorderd.config import Action, Announcement, Config, Direction, LineRule, TimeWindow
+from recorderd.config import Action, Announcement, Channels, Config, Direction, LineRule, TimeWindow
 from recorderd.numbers import normalise
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -30,6 +30,7 @@ class Decision:
     announcement: Announcement | None  # what the caller hears first (inbound recorded calls only)
     reason: str  # one short phrase for logs and `check-config`
     keep_numbers: bool  # whether the metadata row may hold party numbers
+    channels: Channels = "mono"  # stereo: the counterpart left, the city side right (recorded calls)
 
     @property
     def record(self) -> bool:
@@ -72,6 +73,7 @@ def decide(config: Config, facts: CallFacts, at: dt.datetime) -> Decision:
             announcement=config.announcements[key] if key and action == "record" else None,
             reason=f"no line rule for this number: default {facts.direction} {action}",
             keep_numbers=action == "record",
+            channels=config.channels,
         )
     action, reason = rule.action, f"line {rule.name}: {rule.action}"
     if rule.action == "record" and rule.hours:
@@ -87,6 +89,7 @@ def decide(config: Config, facts: CallFacts, at: dt.datetime) -> Decision:
         announcement=announcement,
         reason=reason,
         keep_numbers=action == "record" or rule.keep_numbers_when_excluded,
+        channels=rule.channels or config.channels,
     )
 
 
@@ -99,14 +102,16 @@ def describe(config: Config) -> list[str]:
         if rule.hours:
             spans = "; ".join(f"{','.join(w.days)} {w.start:%H:%M}-{w.end:%H:%M}" for w in rule.hours)
             hours = f", only {spans} ({config.timezone}), otherwise {rule.outside_hours}"
+        per_direction = (rule.channels or config.channels) == "stereo" and rule.action == "record"
+        what = f"{rule.action.upper()}{', STEREO' if per_direction else ''}{ann}{hours}"
         for number in rule.numbers:
-            out.append(
-                f"{rule.direction:8} {number:<14} line {rule.name!r}: {rule.action.upper()}{ann}{hours}"
-            )
+            out.append(f"{rule.direction:8} {number:<14} line {rule.name!r}: {what}")
     d = config.defaults
     default_ann = f", announcement {config.announcements[d.announcement].sound}" if d.announcement else ""
+    stereo = ", STEREO" if config.channels == "stereo" else ""
+    inbound_extra = f"{stereo}{default_ann}" if d.inbound == "record" else ""
+    out.append(f"inbound  (any other)    default: {d.inbound.upper()}{inbound_extra}")
     out.append(
-        f"inbound  (any other)    default: {d.inbound.upper()}{default_ann if d.inbound == 'record' else ''}"
+        f"outbound (any other)    default: {d.outbound.upper()}{stereo if d.outbound == 'record' else ''}"
     )
-    out.append(f"outbound (any other)    default: {d.outbound.upper()}")
     return out

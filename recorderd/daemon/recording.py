@@ -4,6 +4,11 @@ The event loop only appends each 20 ms frame to a buffer; every FLUSH_BYTES the 
 disk pool, which byte-swaps it to AU's big-endian samples, encrypts and fsyncs. Nothing but
 ciphertext ever touches the disk.
 
+Stereo (ChanSpy ``D``): each frame is 640 bytes of interleaved samples, left = the spied channel,
+right = its peer. The file is a 2-channel AU with the counterpart (the caller, or whom an outbound
+call reached) on the left and the city side on the right: an outbound call's spied channel is the
+city side, so its pairs are swapped on the disk thread.
+
 With a media clock (the daemon always gives one) the recording keeps the call's real timeline:
 pauses in which ChanSpy sends nothing are stored as silence, as they happen (``tick``), and frames
 ahead of the clock are dropped; recorderd/daemon/timeline.py decides, this module only applies.
@@ -23,7 +28,7 @@ import structlog
 from pbx.audiosocket.server import AudioSocketPeer
 from recorderd.daemon.diskpool import DiskPool, loop_caller
 from recorderd.daemon.timeline import Timeline
-from storage.audio import au_header, slin_to_au_payload
+from storage.audio import au_header, slin_to_au_payload, swap_pairs
 from storage.files import private_dir
 from storage.vault import AgeWriter
 
@@ -63,6 +68,8 @@ class Recording:
         call_log: structlog.typing.FilteringBoundLogger | None = None,  # bound: call id, masked numbers
         clock: Callable[[], float] | None = None,  # media clock (seconds); None: frames end to end
         peer: AudioSocketPeer | None = None,  # to read promptly during a pause
+        channels: int = 1,  # 2: ChanSpy's interleaved stereo frames
+        swap: bool = False,  # stereo: store the spied channel on the right (outbound calls)
     ) -> None:
         self.call_id = call_id
         self._log = call_log or log.bind(call_id=call_id)
@@ -81,7 +88,11 @@ class Recording:
         self._writer: AgeWriter | None = None
         self._clock = clock
         self._peer = peer
-        self.timeline = Timeline() if clock is not None else None
+        self.channels = channels
+        self._bps = BYTES_PER_SECOND * channels
+        self._swap = swap and channels == 2
+        self._carry = b""  # stereo: the start of a sample pair a batch cut in two (never on the wire)
+        self.timeline = Timeline(channels=channels) if clock is not None else None
         private_dir(final_path.parent)
         self._last: concurrent.futures.Future[None] = pool.submit(call_id, lambda: self._open(recipients))
 
@@ -89,7 +100,7 @@ class Recording:
     def _open(self, recipients: list[str]) -> None:
         try:
             self._writer = AgeWriter(self.final_path, recipients)
-            self._writer.write(au_header())
+            self._writer.write(au_header(channels=self.channels))
         except OSError as exc:
             self._disk_error = f"disk: {exc.strerror or exc}"
             raise
@@ -98,13 +109,13 @@ class Recording:
         if self._writer is None or self._disk_error is not None:
             return
         try:
-            self._writer.write(slin_to_au_payload(pcm_le))
+            self._writer.write(swap_pairs(pcm_le) if self._swap else slin_to_au_payload(pcm_le))
         except OSError as exc:
             self._disk_error = f"disk: {exc.strerror or exc}"
             raise
 
     def _seal(self) -> RecordingResult:
-        seconds = self.audio_bytes / BYTES_PER_SECOND
+        seconds = self.audio_bytes / self._bps
         writer = self._writer
         if writer is None:
             return RecordingResult(self.final_path, False, None, None, 0.0, self._disk_error or "not opened")
@@ -113,9 +124,7 @@ class Recording:
             return RecordingResult(_part(self.final_path), False, None, None, seconds, self._disk_error)
         sealed = writer.close()
         tl = self.timeline
-        gaps = (
-            (tl.silence_bytes / BYTES_PER_SECOND, tl.dropped_bytes / BYTES_PER_SECOND) if tl else (0.0, 0.0)
-        )
+        gaps = (tl.silence_bytes / self._bps, tl.dropped_bytes / self._bps) if tl else (0.0, 0.0)
         return RecordingResult(sealed.path, True, sealed.size, sealed.sha256, seconds, self._error, *gaps)
 
     # -- event loop ----------------------------------------------------------------------------
@@ -124,6 +133,10 @@ class Recording:
             return
         if not self.first_frame.done():
             self.first_frame.set_result(time.monotonic())
+        if self.channels == 2 and (self._carry or len(payload) % 4):
+            payload = self._carry + payload
+            cut = len(payload) - len(payload) % 4
+            payload, self._carry = payload[:cut], payload[cut:]
         timeline = self.timeline
         if timeline is None:
             self._buf += payload

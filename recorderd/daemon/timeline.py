@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BYTES_PER_SECOND = 16000  # slin16, 8 kHz, mono
-FRAME_BYTES = 320  # 20 ms
+BYTES_PER_SECOND = 16000  # slin16, 8 kHz, per channel
+FRAME_BYTES = 320  # 20 ms, per channel
 JITTER_S = 0.06  # how far ahead of the clock audio may run; how far behind it silence is filled
 GAP_S = 0.25  # a shorter gap between batches while audio flows is jitter, not a pause
 QUIET_S = 0.3  # > one read batch (200 ms, recording.READ_LOW_WATER) plus scheduling slack
@@ -67,24 +67,21 @@ class Tick:
 _NOTHING = Tick(0, False)
 
 
-def _even(n: int) -> int:
-    return n - (n & 1)
-
-
-def _frames(n: int) -> int:
-    """Silence is added and late audio dropped in whole 20 ms frames (to the nearest frame): the
-    stored audio stays on ChanSpy's frame grid, and the rounding (<= 10 ms) is below any jitter."""
-    return max(0, (n + FRAME_BYTES // 2) // FRAME_BYTES * FRAME_BYTES)
-
-
 class Timeline:
+    """``channels`` = 2 for ChanSpy's ``D`` stream: 640-byte frames of interleaved samples; every
+    position, silence and cut then stays on a whole (left, right) pair, so neither side slips."""
+
     def __init__(self, *, jitter_s: float = JITTER_S, gap_s: float = GAP_S, quiet_s: float = QUIET_S,
-                 bytes_per_second: int = BYTES_PER_SECOND) -> None:  # fmt: skip
+                 channels: int = 1) -> None:  # fmt: skip
         if not 0 < jitter_s <= gap_s <= quiet_s:
             raise ValueError("need 0 < jitter_s <= gap_s <= quiet_s")
-        self._bps = bytes_per_second
-        self._jitter = _even(round(jitter_s * bytes_per_second))
-        self._gap = _even(round(gap_s * bytes_per_second))
+        if channels not in (1, 2):
+            raise ValueError("channels must be 1 or 2")
+        self._block = 2 * channels  # bytes per sample instant (all channels)
+        self._frame = FRAME_BYTES * channels
+        self._bps = bytes_per_second = BYTES_PER_SECOND * channels
+        self._jitter = self._even(round(jitter_s * bytes_per_second))
+        self._gap = self._even(round(gap_s * bytes_per_second))
         self.quiet_s = quiet_s
         self._t0: float | None = None  # clock time of sample 0
         self.position = 0  # bytes stored so far, silence included
@@ -98,9 +95,19 @@ class Timeline:
     def started(self) -> bool:
         return self._t0 is not None
 
+    def _even(self, n: int) -> int:
+        """Down to whole sample instants (one sample per channel)."""
+        return n - n % self._block
+
+    def _frames(self, n: int) -> int:
+        """Silence is added and late audio dropped in whole 20 ms frames (to the nearest frame): the
+        stored audio stays on ChanSpy's frame grid, and the rounding (<= 10 ms) is below any jitter."""
+        frame = self._frame
+        return max(0, (n + frame // 2) // frame * frame)
+
     def _ideal(self, now: float) -> int:
         assert self._t0 is not None
-        return _even(int((now - self._t0) * self._bps))
+        return self._even(int((now - self._t0) * self._bps))
 
     def audio(self, now: float, nbytes: int) -> Placement:
         """A batch of ``nbytes`` whose last frame arrived at ``now``."""
@@ -115,13 +122,14 @@ class Timeline:
         if rest:
             deficit = ideal - rest - (self.position + head)
             # Read promptly after a quiet spell, the arrival time is exact: fill any real pause.
-            threshold = FRAME_BYTES if fresh_after_quiet else self._gap
+            threshold = self._frame if fresh_after_quiet else self._gap
             if deficit >= threshold:
-                silence = _frames(deficit)
+                silence = self._frames(deficit)
         room = max(0, ideal + self._jitter - self.position)
-        head = min(head, room)
-        silence = min(silence, _frames(room - head - FRAME_BYTES // 2))
-        tail = rest if head + silence + rest <= room else _frames(room - head - silence - FRAME_BYTES // 2)
+        head = self._even(min(head, room))
+        half = self._frame // 2
+        silence = min(silence, self._frames(room - head - half))
+        tail = rest if head + silence + rest <= room else self._frames(room - head - silence - half)
         tail = min(rest, tail)
         self.position += head + silence + tail
         self.silence_bytes += silence
@@ -147,7 +155,7 @@ class Timeline:
     def backlog(self, nbytes: int) -> None:
         """After ``read_promptly``: this many bytes were already waiting; they precede the pause."""
         if self.state == DRAINING:
-            self._backlog = max(0, _even(nbytes))
+            self._backlog = max(0, self._even(nbytes))
 
     def close(self, now: float) -> int:
         """Hang-up at ``now``: the silence that completes the recording up to it."""
@@ -156,7 +164,7 @@ class Timeline:
         return self._fill_to(self._ideal(now))
 
     def _fill_to(self, target: int) -> int:
-        silence = _frames(target - self.position)
+        silence = self._frames(target - self.position)
         self.position += silence
         self.silence_bytes += silence
         return silence

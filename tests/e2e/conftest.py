@@ -96,11 +96,12 @@ MakeHarness = Callable[..., Awaitable[Harness]]
 
 @pytest.fixture
 async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
-    """Build a harness; keyword overrides: advertise, ami_enabled, ami_port, with_prompt."""
+    """Build a harness; keyword overrides: advertise, ami_enabled, ami_port, with_prompt, channels."""
     started: list[tuple[Running | None, PbxSimulator]] = []
 
     async def build(*, advertise: str = "", ami_enabled: bool = True, ami_port: int | None = None,
-                    with_prompt: bool = True, real_time: bool = False) -> Harness:  # fmt: skip
+                    with_prompt: bool = True, real_time: bool = False,
+                    channels: str = "mono") -> Harness:  # fmt: skip
         """``real_time``: the simulator at speed 1 and recordings on the real clock (production's
         timeline); otherwise SPEED times faster, frames stored end to end."""
         root = tmp_path / f"h{len(started)}"
@@ -115,7 +116,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
             ami_secret=AMI_SECRET,
             recipient=recipient,
         )
-        config = parse_config(backend.config_line() + text)
+        config = parse_config(backend.config_line() + f'channels = "{channels}"\n' + text)
         run = await start_daemon(
             config, sim, wait_ami=ami_enabled and ami_port is None, real_timeline=real_time
         )

@@ -105,14 +105,18 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     _engine, sessions = open_database(f"sqlite:///{data / 'recorderd.db'}", migrate=False)
     with sessions() as s:
         rows = list(s.query(Call))
-    assert len(rows) == 4 and not [r for r in rows if "AMI link down" in (r.notes or "")], rows
+    assert len(rows) == 5 and not [r for r in rows if "AMI link down" in (r.notes or "")], rows
     assert all(r.answered_at is not None for r in rows if r.status == "completed")
     out = proc.stdout
     for status in ("completed", "excluded"):
         assert status in out
     scores = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "found in the recording" in line]
     assert len(scores) == 3 and min(scores) >= 0.9, out
-    assert len(list((tmp_path / "data" / "recordings").rglob("*.age"))) == 3
+    assert len(list((tmp_path / "data" / "recordings").rglob("*.age"))) == 4
+    # the disputes line is stereo: each voice in its own channel, next to nothing in the other
+    sides = [line.split("correlation ")[1].split("; in the other channel ") for line in out.splitlines()
+             if " on the left (caller)" in line or " on the right (city side)" in line]  # fmt: skip
+    assert len(sides) == 2 and all(float(a) >= 0.9 and float(b) < 0.3 for a, b in sides), out
 
     # Every "Try next" command works exactly as printed (the demo's own player line aside).
     printed = out.split("Try next:\n", 1)[1].splitlines()

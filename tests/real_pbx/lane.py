@@ -26,11 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 from announce import builtin_prompt
+from real_pbx.capture import CaptureProxy
 from storage.age import generate_identity
 from storage.audio import parse_au
 from storage.db import open_database
 from storage.models import Call
-from support.asterisk import Asterisk, Ports, find_prefix, free_udp_port, render_extensions
+from support.asterisk import Asterisk, Ports, find_prefix, free_tcp_port, free_udp_port, render_extensions
 from support.sipp import SIPP, Spurt, run_uac, uac_scenario, ulaw_decode, ulaw_encode, write_rtp_pcap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ RATE = 8000
 TOOLS = {name: shutil.which(name) for name in ("age", "sox", "espeak-ng")} | {"sipp": SIPP}
 
 RECORDED_LINE = "0668585050"  # config: line "general", recorded, Japanese announcement
+STEREO_LINE = "0668587070"  # config: line "stereo", recorded per direction, Japanese announcement
 EXCLUDED_LINE = "0668581111"  # config: line "counselling", never recorded
 STAFF_EXTENSION = "201"  # config: line "staff-outbound", recorded, no announcement
 CITY_NUMBER = "0312345678"
@@ -201,14 +203,17 @@ class DaemonProcess:
 @dataclass
 class Recording:
     row: Call
-    samples: npt.NDArray[np.int16]
+    samples: npt.NDArray[np.int16]  # stereo: the left channel (the caller)
     sox_seconds: float  # the length sox reads from the decrypted AU
+    right: npt.NDArray[np.int16] | None = None  # stereo: the city side
 
 
 class Lane:
     """One Asterisk and one daemon for a test module; each call is told apart by its caller number."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, capture: bool = False) -> None:
+        """``capture``: AGI, AMI and AudioSocket go through ``CaptureProxy``s (real_pbx/capture.py),
+        so every byte each side sent is kept with its time (the fixture pack's regeneration)."""
         prefix, why = find_prefix()
         assert prefix is not None, why
         self.work = work
@@ -258,16 +263,29 @@ class Lane:
         credentials = work / "credentials"
         credentials.mkdir(mode=0o700)
         (credentials / "ami-secret").write_text(self.ami_secret + "\n")
+        # The ports the daemon itself uses: Asterisk's own unless a capture proxy sits between.
+        agi, ami, audiosocket = self.ports.agi, self.ports.ami, self.ports.audiosocket
+        self.proxies: dict[str, CaptureProxy] = {}
+        if capture:
+            agi, ami, audiosocket = free_tcp_port(), free_tcp_port(), free_tcp_port()
+            self.proxies = {
+                "agi": CaptureProxy(self.ports.agi, agi, "asterisk", "agi-server"),
+                "ami": CaptureProxy(ami, self.ports.ami, "ami-client", "asterisk"),
+                "audiosocket": CaptureProxy(
+                    self.ports.audiosocket, audiosocket, "asterisk", "audiosocket-server"
+                ),
+            }
         self.config = work / "recorderd.toml"
         self.config.write_text(f"""
 timezone = "Asia/Tokyo"
 data_dir = "{self.data_dir}"
 [agi]
-listen = "127.0.0.1:{self.ports.agi}"
+listen = "127.0.0.1:{agi}"
 [audiosocket]
-listen = "127.0.0.1:{self.ports.audiosocket}"
+listen = "127.0.0.1:{audiosocket}"
+advertise = "127.0.0.1:{self.ports.audiosocket}"
 [ami]
-port = {self.ports.ami}
+port = {ami}
 username = "recorder"
 secret_credential = "ami-secret"
 [encryption]
@@ -284,6 +302,13 @@ direction = "inbound"
 numbers = ["06-6858-5050"]
 action = "record"
 announcement = "ja"
+[[lines]]
+name = "stereo"
+direction = "inbound"
+numbers = ["06-6858-7070"]
+action = "record"
+announcement = "ja"
+channels = "stereo"
 [[lines]]
 name = "counselling"
 direction = "inbound"
@@ -309,6 +334,8 @@ action = "record"
             self.daemon.stop()
         self.pbx.stop()
         self.pbx.cleanup()
+        for proxy in self.proxies.values():
+            proxy.close()
 
     def diagnostics(self) -> str:
         daemon = "".join(self.daemon.lines[-30:]) if self.daemon else "(no daemon)"
@@ -352,17 +379,21 @@ action = "record"
                 raise AssertionError(f"no finished row within {timeout} s: {found}\n{self.diagnostics()}")
             time.sleep(0.1)
 
-    def recording(self, row: Call) -> Recording:
+    def recording(self, row: Call, channels: int = 1) -> Recording:
         """Decrypt with the `age` CLI into memory; sox must read the result as audio too."""
         assert row.audio_path is not None and row.audio_path.endswith(".age"), row.audio_path
         with (self.data_dir / row.audio_path).open("rb") as f:
             age = ["age", "-d", "-i", str(self.identity_file)]
             au = subprocess.run(age, stdin=f, capture_output=True, check=True, timeout=30).stdout
-        rate, channels, pcm = parse_au(au)
-        assert (rate, channels) == (RATE, 1)
+        rate, stored, pcm = parse_au(au)
+        assert (rate, stored) == (RATE, channels), (rate, stored)
         sox = subprocess.run(
             ["sox", "-t", "au", "-", "-n", "stat"], input=au, capture_output=True, check=True, timeout=30
         )  # fmt: skip
         lengths = [line for line in sox.stderr.decode().splitlines() if line.startswith("Length (seconds)")]
         seconds = float(lengths[0].split(":")[1])
-        return Recording(row, np.frombuffer(pcm, dtype="<i2").copy(), seconds)
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if channels == 1:
+            return Recording(row, samples.copy(), seconds)
+        pairs = samples[: len(samples) - len(samples) % 2].reshape(-1, 2)
+        return Recording(row, pairs[:, 0].copy(), seconds, pairs[:, 1].copy())

@@ -42,9 +42,9 @@ def start(site: Site) -> tuple[ConsoleServer, str, threading.Thread]:
     return server, urls[0], thread
 
 
-def running(tmp_path: Path) -> Iterator[Running]:
+def running(tmp_path: Path, channels: int = 1) -> Iterator[Running]:
     site = make_site(tmp_path, CONSOLE)
-    call, pcm = seed_call(site, seconds=3)
+    call, pcm = seed_call(site, seconds=3, channels=channels)
     seed_call(site, remote="0455556666")  # another number, that a search by number must not find
     people = site.people()
     boss = person(people, None, "boss", "manager", "boss-password-1", key=[site.identity])

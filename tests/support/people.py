@@ -74,15 +74,17 @@ def seed_call(
     seconds: int = 2,
     remote: str = "0311112222",
     local: str = "0668585050",
+    channels: int = 1,
 ) -> tuple[str, bytes]:
-    """A finished recording and its catalogue row, as the daemon leaves them."""
+    """A finished recording and its catalogue row, as the daemon leaves them (``channels`` = 2: a
+    stereo recording, its samples interleaved)."""
     call_id = str(uuid.uuid4())
-    pcm = bytes(range(256)) * (seconds * 16000 // 256)
+    pcm = bytes(range(256)) * (seconds * 16000 * channels // 256)
     rel = f"recordings/{started:%Y/%m/%d}/{call_id}.age"
     path = site.config.data_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     w = AgeWriter(path, [site.recipient])
-    w.write(au_header())
+    w.write(au_header(channels=channels))
     w.write(slin_to_au_payload(pcm))
     sealed = w.close()
     with site.sessions.begin() as s:

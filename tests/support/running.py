@@ -20,13 +20,16 @@ from recorderd.config import Config
 from recorderd.daemon.lifecycle import Daemon, Endpoints
 
 
-async def start_simulator(root: Path, secret: str, speed: float, *, with_prompt: bool = True) -> PbxSimulator:
+async def start_simulator(
+    root: Path, secret: str, speed: float, *, with_prompt: bool = True, ami_read: str = "all"
+) -> PbxSimulator:
     """A started simulator whose sounds directory holds the built-in Japanese prompt (unless not)."""
     sounds = root / "sounds"
     (sounds / "recorderd").mkdir(parents=True)
     if with_prompt:
         shutil.copyfile(builtin_prompt("ja"), sounds / "recorderd" / "announce-ja.wav")
-    sim = PbxSimulator(agi_host="127.0.0.1", agi_port=0, ami_secret=secret, sounds_dir=sounds, speed=speed)
+    sim = PbxSimulator(agi_host="127.0.0.1", agi_port=0, ami_secret=secret, sounds_dir=sounds, speed=speed,
+                       ami_read=ami_read)  # fmt: skip
     await sim.start()
     return sim
 

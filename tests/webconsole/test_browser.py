@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from storage import ledger
-from support.console_site import Running
+from support.console_site import Running, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
@@ -147,3 +147,20 @@ def test_auditor_sees_no_play_form(console: Running, browser: WebDriver) -> None
     browser.get(f"{console.url}/calls/{console.call}")
     assert browser.find_elements(By.ID, "play-form") == []
     assert browser.find_elements(By.ID, "ledger")
+
+
+@pytest.fixture
+def stereo_console(tmp_path: Path) -> Iterator[Running]:
+    yield from running(tmp_path, channels=2)
+
+
+def test_a_stereo_recording_plays_with_both_channels(stereo_console: Running, browser: WebDriver) -> None:
+    """channels = "stereo" (issue 15): a 2-channel AU, decoded sample for sample, played as two."""
+    sign_in(browser, stereo_console)
+    open_call(browser, stereo_console)
+    assert play(browser, "boss-password-1") in ("decoded", "ready")
+    assert np.array_equal(decoded(browser), np.frombuffer(stereo_console.pcm, "<i2"))
+    assert browser.execute_script("return window.recorderdPlayer.channels") == 2
+    wait(browser, "return window.recorderdPlayer.phase === 'ready'")
+    duration = browser.execute_script("return window.recorderdPlayer.wavesurfer.getDuration()")
+    assert abs(float(duration) - 3.0) < 0.01

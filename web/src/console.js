@@ -83,7 +83,7 @@ class AuDecoder {
   constructor() {
     this.head = new Uint8Array(0);
     this.offset = null;
-    this.odd = null; // a byte left over between chunks
+    this.odd = null; // bytes of an incomplete sample frame left over between chunks
     this.parts = [];
     this.count = 0;
   }
@@ -108,16 +108,19 @@ class AuDecoder {
       }
       chunk = joined.subarray(this.offset);
     }
+    // Each part holds whole sample frames (2 bytes per channel): a stereo recording's chunk may end
+    // between the left and the right sample, and the streamer splits parts by channel.
     let bytes = chunk;
     if (this.odd !== null) {
-      bytes = new Uint8Array(chunk.length + 1);
-      bytes[0] = this.odd;
-      bytes.set(chunk, 1);
+      bytes = new Uint8Array(this.odd.length + chunk.length);
+      bytes.set(this.odd);
+      bytes.set(chunk, this.odd.length);
       this.odd = null;
     }
-    if (bytes.length % 2) {
-      this.odd = bytes[bytes.length - 1];
-      bytes = bytes.subarray(0, bytes.length - 1);
+    const rest = bytes.length % (2 * state.channels);
+    if (rest) {
+      this.odd = bytes.slice(bytes.length - rest);
+      bytes = bytes.subarray(0, bytes.length - rest);
     }
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
     const out = new Int16Array(bytes.length / 2);

@@ -195,3 +195,31 @@ def test_nothing_happens_before_the_first_frame() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="jitter_s"):
         Timeline(jitter_s=0.5, gap_s=0.25, quiet_s=0.3)
+
+
+def test_stereo_keeps_every_position_on_a_whole_left_right_pair() -> None:
+    """ChanSpy D frames are 640 bytes of (left, right) pairs: silence, cuts and positions move in
+    whole 20 ms stereo frames, so neither channel ever slips against the other."""
+    tl = Timeline(channels=2)
+    t = 100.0
+    place = tl.audio(t, 640 * 5)
+    assert (place.head, place.silence, place.tail) == (0, 0, 640 * 5)
+    t += 0.1
+    tl.audio(t, 640 * 5)
+    # 1.2 s with no frame (a stall): ticks fill silence as it happens, in whole stereo frames
+    for _ in range(12):
+        t += 0.1
+        step = tl.tick(t)
+        assert step.silence % 640 == 0
+        if step.read_promptly:
+            tl.backlog(0)
+        assert tl.position % 640 == 0
+    t += 0.1
+    place = tl.audio(t, 640 * 5)
+    assert place.silence % 640 == 0 and place.head % 4 == 0 and place.tail % 4 == 0
+    assert tl.position % 640 == 0
+    # the stored length follows the clock: 32 000 bytes a second
+    assert abs(tl.position - (t - 100.0 + 0.1) * 32000) <= 0.06 * 32000 + 640
+    # a flood faster than real time is cut to whole stereo frames too
+    place = tl.audio(t + 0.001, 640 * 50)
+    assert place.dropped_from % 640 == 0 and tl.position % 4 == 0

@@ -6,6 +6,7 @@ import shutil
 import stat
 import struct
 import subprocess
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,16 @@ def test_sox_reads_our_au(tmp_path: Path) -> None:
     back = tmp_path / "back.au"
     subprocess.run([SOX, str(out), "-t", "au", "-e", "signed-integer", str(back)], check=True)
     assert audio.parse_au(back.read_bytes()) == (8000, 1, pcm.tobytes())
+
+
+def test_swap_pairs_turns_stereo_left_right_into_big_endian_right_left() -> None:
+    from storage.audio import swap_pairs
+
+    le = array("h", [1, -2, 300, -400]).tobytes()  # (L, R), (L, R), little-endian
+    be = swap_pairs(le)
+    assert array("h", be[:4]).tolist() != [1, -2]
+    got = array("h", be)
+    got.byteswap()
+    assert got.tolist() == [-2, 1, -400, 300]
+    with pytest.raises(ValueError, match="pairs"):
+        swap_pairs(b"\x00\x01")
