@@ -136,7 +136,9 @@ INVOKE: dict[str, Invoke] = {
     "calls.play": lambda i, who, r: calls.play(i.svc, who, i.call, "確認", ["sh", "-c", "cat >/dev/null"]),
     "calls.copy": lambda i, who, r: calls.copy(i.svc, who, i.call, "確認", i.root / f"copy-{r}.wav"),
     "calls.play_sealed": lambda i, who, r: calls.play_sealed(i.svc, who, i.call, "確認"),
-    "calls.delete": lambda i, who, r: retention.delete(i.svc, who, i.spare, request=f"D-{r}", reason="申出"),
+    "calls.delete": lambda i, who, r: retention.delete(
+        i.svc, who, i.spare, request=f"D-{r}", reason="申出", requester=retention.Requester("山田", "06-1")
+    ),
     "calls.preserve": lambda i, who, r: retention.preserve_call(
         i.svc, who, i.call, reason="不当要求", medium=r
     ),

@@ -15,6 +15,7 @@ from recorderd.numbers import display
 from recorderd.records.disclosure import IdentityCheck
 from recorderd.records.forms.data import FormData, when
 from recorderd.records.forms.sheet import Sheet, wareki
+from recorderd.retention.requester import Requester
 from storage import ledger
 
 _OUTCOMES = {
@@ -93,7 +94,7 @@ def deletion_application(data: FormData, sheet: Sheet) -> int:
         sheet.fields(
             [
                 *_call_rows(data, e),
-                ("申請者（氏名・連絡先）", str(e.detail.get("requester", ""))),
+                ("申請者（氏名・連絡先）", Requester.text(e.detail.get("requester"))),
                 ("申出の受付番号", str(e.subject or "")),
                 ("処理結果", result),
                 ("理由・備考", str(e.detail.get("reason") or e.detail.get("rule") or "")),

@@ -13,7 +13,7 @@ import pytest
 from recorderd.incidents import raise_incident
 from recorderd.records import export, forms
 from recorderd.records.forms.sheet import FormError, find_font, wareki
-from recorderd.service import Service, records
+from recorderd.service import Service, records, retention
 from storage import ledger
 from support.people import T0, Site, make_site, person, seed_call
 
@@ -74,7 +74,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         "expires_at": "2031-11-23T15:00:00+00:00",
     }
     ledger.append_committed(sessions, "preserved", "kanri", call_id=other, subject="P-1", detail=preserved)
-    refused = {"retention_action": "request_refused", "reason": "不当要求行為に係る記録"}
+    # A deletion on request through the service (Osaka form 2 names who asked), and a refused one.
+    asked = retention.Requester("山田花子", "０６（１２３４）５６７８", "代理人")
+    gone, _ = seed_call(site, started=T0 + dt.timedelta(days=2), remote="0299998888")
+    assert retention.delete(svc, boss, gone, request="D-2", reason="本人の申出", requester=asked).done
+    refused = {
+        "retention_action": "request_refused",
+        "reason": "不当要求行為に係る記録",
+        "requester": retention.Requester("鈴木一郎", "大阪市北区中之島1-3-20").validated().detail(),
+    }
     ledger.append_committed(
         sessions, "deletion_refused", "kanri", call_id=other, subject="D-1", detail=refused
     )
@@ -129,7 +137,7 @@ EXPECTED = {
     ],
     "incident": ["事故報告書", "紛失", "USBメモリの紛失", "からの届出", "（未確認）"],
     "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "045-555-6666"],
-    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666"],
+    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666", "消去済み", "0299-99-8888"],
     "osaka-3": [
         "開示請求書",
         "第3号様式",
@@ -187,7 +195,15 @@ ON_ONE_LINE = {
         ("記録媒体", "DVD-R"),
     ],
     "osaka-1": [("保存の理由", "不当要求行為"), ("外部記憶媒体", "USB-01"), ("承認・保存実施", "Kanri")],
-    "osaka-2": [("申出の受付番号", "D-1"), ("処理者", "Kanri"), ("申請者（氏名・連絡先）", "")],
+    "osaka-2": [
+        ("申出の受付番号", "D-1"),
+        ("申出の受付番号", "D-2"),
+        ("処理者", "Kanri"),
+        ("申請者（氏名・連絡先）", "山田花子（代理人）"),
+        ("申請者（氏名・連絡先）", "連絡先 06-1234-5678"),
+        ("申請者（氏名・連絡先）", "鈴木一郎（本人）"),
+        ("申請者（氏名・連絡先）", "連絡先 大阪市北区中之島1-3-20"),
+    ],
     "osaka-3": [
         ("対象の電話番号", "03-1111-2222"),
         ("本人確認の方法", "運転免許証（番号末尾9012）"),
