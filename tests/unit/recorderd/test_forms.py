@@ -71,7 +71,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         "medium": "USB-01",
         "reason": "不当要求行為",
         "sha256": "ab" * 32,
-        "expires_at": "2031-11-23T15:00:00+00:00",
+        # 5 years from the preservation: no longer kept from 00:00 Tokyo on 24 Nov 2031, so its last
+        # day (the form's 保存期限) is 23 November, 令和13年.
+        "copy_expires_at": "2031-11-23T15:00:00+00:00",
     }
     ledger.append_committed(sessions, "preserved", "kanri", call_id=other, subject="P-1", detail=preserved)
     # A deletion on request through the service (Osaka form 2 names who asked), and a refused one.
@@ -136,7 +138,14 @@ EXPECTED = {
         "判明したとき",
     ],
     "incident": ["事故報告書", "紛失", "USBメモリの紛失", "からの届出", "（未確認）"],
-    "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "045-555-6666"],
+    "osaka-1": [
+        "外部保存申請書",
+        "第1号様式",
+        "不当要求行為",
+        "USB-01",
+        "045-555-6666",
+        "令和8年11月23日（月）10時00分〜10時00分",  # the day once, for a call within one day
+    ],
     "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666", "消去済み", "0299-99-8888"],
     "osaka-3": [
         "開示請求書",
@@ -146,7 +155,7 @@ EXPECTED = {
         "03-1111-2222",
         "開示（再生により聴取）",
     ],
-    "osaka-4": ["外部記憶媒体保存目録", "第4号様式", "USB-01", "不当要求行為"],
+    "osaka-4": ["外部記憶媒体保存目録", "第4号様式", "USB-01", "不当要求行為", "令和13年11月23日"],
 }
 
 
@@ -194,7 +203,12 @@ ON_ONE_LINE = {
         ("運営受託者", "Unyo"),
         ("記録媒体", "DVD-R"),
     ],
-    "osaka-1": [("保存の理由", "不当要求行為"), ("外部記憶媒体", "USB-01"), ("承認・保存実施", "Kanri")],
+    "osaka-1": [
+        ("保存の理由", "不当要求行為"),
+        ("外部記憶媒体", "USB-01"),
+        ("保存期限", "令和13年11月23日"),
+        ("承認・保存実施", "Kanri"),
+    ],
     "osaka-2": [
         ("申出の受付番号", "D-1"),
         ("申出の受付番号", "D-2"),
@@ -239,3 +253,23 @@ def test_kinsoku_never_starts_a_line_with_a_closing_mark() -> None:
     lines = kinsoku_lines("あいうえお。", 5, len)  # five characters fit: "。" would be alone
     assert lines == ["あいうえ", "お。"]
     assert kinsoku_lines("あいう", 5, len) == ["あいう"]
+
+
+def test_a_line_never_splits_a_date_a_time_an_article_or_a_number() -> None:
+    from recorderd.records.forms.sheet import unit_lines
+
+    text = (
+        "対象 令和8年11月4日（水）8時00分～令和8年11月16日（月）14時00分 "
+        "個人情報保護法第69条第2項第1号 090-1234-5678"
+    )
+    for width in range(8, 40):
+        lines = unit_lines(text, width, len)
+        assert "".join(lines).replace(" ", "") == text.replace(" ", ""), lines  # nothing lost
+        flat = "|".join(lines)
+        for unit in ("令和8年11月4日（水）", "令和8年11月16日（月）", "8時00分", "14時00分",
+                     "第69条第2項第1号", "090-1234-5678"):  # fmt: skip
+            assert unit in flat, (width, unit, lines)
+        assert not any(line.startswith(("。", "）", "～", " ")) for line in lines[1:]), lines
+    # Words a space separates break at the space; explicit breaks stay.
+    assert unit_lines("松本警察署 刑事第一課", 8, len) == ["松本警察署", "刑事第一課"]
+    assert unit_lines("市民局広聴課\n第8条第1項第1号", 40, len) == ["市民局広聴課", "第8条第1項第1号"]
