@@ -3,6 +3,7 @@ regulation names (read back with pdftotext, as a person's PDF viewer would)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import subprocess
@@ -89,6 +90,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         sessions, "deletion_refused", "kanri", call_id=other, subject="D-1", detail=refused
     )
     raise_incident(sessions, "loss", "USBメモリの紛失", key="hand:1", actor="kanri")
+    for _ in range(config.people.passwords.max_failures):  # an account locked: an incident
+        with contextlib.suppress(Exception):
+            svc.sign_in("unyo", "wrong-password")
     return site
 
 
@@ -137,7 +141,14 @@ EXPECTED = {
         "広聴課",
         "判明したとき",
     ],
-    "incident": ["事故報告書", "紛失", "USBメモリの紛失", "からの届出", "（未確認）"],
+    "incident": [
+        "事故報告書",
+        "紛失",
+        "USBメモリの紛失",
+        "からの届出",
+        "（未確認）",
+        "Unyo（運用責任者、ID unyo）パスワードの連続誤り",  # the locked account as a person, not an ID
+    ],
     "osaka-1": [
         "外部保存申請書",
         "第1号様式",
@@ -223,7 +234,11 @@ ON_ONE_LINE = {
         ("本人確認の方法", "運転免許証（番号末尾9012）"),
         ("確認者", "Kanri"),
     ],
-    "incident": [("事故の種別", "紛失"), ("事故の内容", "USBメモリの紛失"), ("確認者", "（未確認）")],
+    "incident": [
+        ("事故の種別", "紛失"),
+        ("事故の内容", "USBメモリの紛失"),
+        ("確認者", "（未確認）"),
+    ],
     "toyonaka-1": [("1", "令和"), ("1", "03-1111-2222"), ("1", "令和9年3月31日")],
     "matsumoto": [("1", "複製"), ("1", "03-1111-2222")],
 }
