@@ -80,6 +80,9 @@ class AmiServer:
         self._sessions: set[_Session] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        # Every action a client sent, by name as written ("Login", "Ping", "Originate"): what
+        # Asterisk's "manager set debug on" shows, so tests can tell what the daemon asked for.
+        self.actions: list[str] = []
         self._started_at = clock.wall()
         self.processed_calls = 0
         self.port = 0
@@ -161,6 +164,7 @@ class AmiServer:
 
     async def _handle(self, s: _Session, m: dict[str, str]) -> bool:
         """Answer one action; False when the connection must close."""
+        self.actions.append(m.get("action", ""))
         action = m.get("action", "").lower()
         aid = [("ActionID", m["actionid"])] if "actionid" in m else []
 

@@ -61,6 +61,11 @@ class PbxSimulator:
         return self._ami.port
 
     @property
+    def ami_actions(self) -> list[str]:
+        """The AMI actions clients sent so far, in order (Login, Ping, Originate, …)."""
+        return list(self._ami.actions)
+
+    @property
     def speed(self) -> float:
         return self._clock.speed
 

@@ -148,7 +148,10 @@ def cmd_preserve(app: App) -> int:
 def cmd_delete(app: App) -> int:
     """A caller's deletion request (Osaka 6-3): exit 1 with what stood in the way when refused."""
     a = app.args
-    done = retention.delete(app.service(), app.sign_in(), a.id, request=a.request, reason=a.reason)
+    asked_by = retention.Requester(a.requester, a.contact, a.relation)
+    done = retention.delete(
+        app.service(), app.sign_in(), a.id, request=a.request, reason=a.reason, requester=asked_by
+    )
     if done.done:
         print(
             f"call {done.call_id}: audio deleted on request {a.request}"
@@ -211,6 +214,14 @@ def register(
     who(d)
     d.add_argument("--request", required=True, help="the deletion request's reference (Osaka form 2)")
     d.add_argument("--reason", required=True)
+    d.add_argument("--requester", required=True, help="who asked for the deletion: their name (form 2)")
+    d.add_argument("--contact", required=True, help="the requester's telephone number or address")
+    d.add_argument(
+        "--relation",
+        choices=retention.RELATIONS,
+        default="本人",
+        help="the requester is the caller (本人, the default) or acts for them (代理人)",
+    )
     d.set_defaults(func=cmd_delete)
 
     pl = sub.add_parser("play", help="hear a recording (your password and a purpose; ledgered first)")

@@ -39,11 +39,15 @@ class Workflows:
         form = await self.c.checked_form(request, ws)
         call_id = request.path_params["call"]
         try:
+            asked_by = retention.Requester(
+                form.get("requester", ""), form.get("contact", ""), form.get("relation", "本人")
+            )
             done = await run_in_threadpool(
                 lambda: retention.delete(
-                    self.c.svc, who, call_id, request=form.get("request", ""), reason=form.get("reason", "")
+                    self.c.svc, who, call_id, request=form.get("request", ""),
+                    reason=form.get("reason", ""), requester=asked_by,
                 )
-            )
+            )  # fmt: skip
         except REFUSED as exc:
             return self.c.refused(request, exc)
         if not done.done:

@@ -21,6 +21,7 @@ from recorderd.retention.engine import Retention
 from recorderd.retention.report import catalogue as catalogue_lines
 from recorderd.retention.report import plan as plan_lines
 from recorderd.retention.report import report as report_lines
+from recorderd.retention.requester import RELATIONS, Requester
 from recorderd.service.door import Service
 from storage import erase, holds, retention_log
 from storage.catalog import get_call, list_calls
@@ -28,8 +29,10 @@ from storage.models import Call, Hold, Preservation
 from storage.preserve import Request, live_copies, preserve
 
 __all__ = [
+    "RELATIONS",
     "Deletion",
     "Preserved",
+    "Requester",
     "add_holds",
     "catalogue",
     "confirm_clock",
@@ -124,12 +127,16 @@ class Deletion:
     note: str  # why it was refused, or what the deletion noticed
 
 
-def delete(svc: Service, who: Actor, call: str, *, request: str, reason: str) -> Deletion:
+def delete(
+    svc: Service, who: Actor, call: str, *, request: str, reason: str, requester: Requester
+) -> Deletion:
     """A caller's deletion request (Osaka 6-3): delete now unless a hold or a preservation applies.
-    A refusal is itself logged (``deletion_refused``) with what stood in the way."""
+    A refusal is itself logged (``deletion_refused``) with what stood in the way. Either way the entry
+    names who asked (form 2's 申請者), as the signed-in person's is who acted."""
     with svc.door(who, "calls.delete"):
         if not request.strip() or not reason.strip():
             raise AccessError("a deletion needs the request's reference and a reason")
+        asked_by = requester.validated().detail()
         now, zone = svc.clock(), svc.config.zone
         with svc.sessions() as s:
             row = _call(s, call)
@@ -158,6 +165,7 @@ def delete(svc: Service, who: Actor, call: str, *, request: str, reason: str) ->
                 reference=request,
                 detail={
                     "reason": reason,
+                    "requester": asked_by,
                     "started_at": row.started_at,
                     "line": row.line,
                     "sha256": row.audio_sha256,
@@ -178,7 +186,7 @@ def delete(svc: Service, who: Actor, call: str, *, request: str, reason: str) ->
                 call_id=row.id,
                 rule=f"deletion request {request}",
                 reference=request,
-                detail={"reason": reason, "refused": blocker},
+                detail={"reason": reason, "requester": asked_by, "refused": blocker},
             )
         return Deletion(row.id, False, blocker or "not deleted")
 

@@ -57,9 +57,10 @@ def test_disclosure_holds_and_the_retention_side_is_ledgered(
     # The requester hears it: a copy to play at the counter, with the request as its purpose.
     assert ctl(f"play {mine[0]} --as kanri --purpose '開示請求 {request}' --out {tmp_path / 'd.wav'}") == 0
     # A deletion request while the disclosure hold stands is refused (Osaka 6-3), and ledgered.
-    assert ctl(f"calls delete {mine[0]} --request DEL-1 --reason 申出 --as kanri") == 1
+    asked = "--requester 山田太郎 --contact 03-1111-2222"  # who asked (Osaka form 2)
+    assert ctl(f"calls delete {mine[0]} --request DEL-1 --reason 申出 {asked} --as kanri") == 1
     assert ctl(f"disclosure close {request} --as kanri --outcome disclosed --note 窓口で再生") == 0
-    assert ctl(f"calls delete {mine[0]} --request DEL-2 --reason 申出 --as kanri") == 0
+    assert ctl(f"calls delete {mine[0]} --request DEL-2 --reason 申出 {asked} --as kanri") == 0
     capsys.readouterr()
     assert ctl("disclosure list --as kanri") == 0
     assert "closed: disclosed" in capsys.readouterr().out

@@ -202,3 +202,27 @@ def test_repeated_refusals_and_a_tampered_ledger_are_incidents(tmp_path: Path) -
     assert watch.verify() == ["ledger"]
     kinds = sorted(i.kind for i in service.incidents(svc.sessions, open_only=True))
     assert kinds == ["ledger_verify_failed", "repeated_refusals"]
+
+
+def test_a_clock_jump_that_stops_the_reaper_is_an_incident(tmp_path: Path) -> None:
+    """The reaper stops deleting when the clock leaps far past what it knew (an RTC reset, a bad NTP
+    answer) and alerts; the daemon's watch turns that alert into one incident, raised once."""
+    from recorderd.retention.reaper import Reaper
+
+    svc, site, _cfg = kawasaki(tmp_path)
+    seed_call(site)
+    events = Events(None)
+    clock = [dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)]
+    reaper = Reaper(svc.config, svc.sessions, clock=lambda: clock[0], events=events)
+    watch = IncidentWatch(svc.config, svc.sessions, events, clock=lambda: clock[0])
+    asyncio.run(reaper.run_pass())
+    watch.check_clock()
+    assert service.incidents(svc.sessions, open_only=True) == []  # a normal pass: nothing
+    clock[0] += dt.timedelta(hours=svc.config.retention.max_clock_jump_h + 24)
+    report = asyncio.run(reaper.run_pass())
+    assert report.refused == "retention_clock_jump" and report.deleted == 0
+    watch.check_clock()
+    watch.check_clock()  # still jumped on the next round: the same incident, not a second
+    [found] = service.incidents(svc.sessions, open_only=True)
+    assert found.kind == "clock_jump" and found.raised.detail["automatic"]
+    assert found.raised.actor == "recorderd"

@@ -136,7 +136,9 @@ INVOKE: dict[str, Invoke] = {
     "calls.play": lambda i, who, r: calls.play(i.svc, who, i.call, "確認", ["sh", "-c", "cat >/dev/null"]),
     "calls.copy": lambda i, who, r: calls.copy(i.svc, who, i.call, "確認", i.root / f"copy-{r}.wav"),
     "calls.play_sealed": lambda i, who, r: calls.play_sealed(i.svc, who, i.call, "確認"),
-    "calls.delete": lambda i, who, r: retention.delete(i.svc, who, i.spare, request=f"D-{r}", reason="申出"),
+    "calls.delete": lambda i, who, r: retention.delete(
+        i.svc, who, i.spare, request=f"D-{r}", reason="申出", requester=retention.Requester("山田", "06-1")
+    ),
     "calls.preserve": lambda i, who, r: retention.preserve_call(
         i.svc, who, i.call, reason="不当要求", medium=r
     ),
@@ -613,3 +615,65 @@ def test_saitama_export_copy_keeps_its_own_clock_and_the_raw_recording_its_own(t
     # The call (22 Nov 2026) is still deleted at the end of December, its own rule, export or not.
     raw = [x for x in lines if x.startswith("2027-01-01") and "delete" in x]
     assert raw and "policy raw" in raw[0], lines
+
+
+def test_osaka_preserved_call_leaves_the_device_at_12_months_and_its_copy_at_5_years(tmp_path: Path) -> None:
+    """第6条: the device copy moves at 6 months and leaves the system at 12, counted from the recording,
+    preserved or not; the preserved copy (外部保存) is kept 5 years from its preservation (6-2)."""
+    import asyncio
+
+    from recorderd.retention.reaper import Reaper
+    from storage import erase, retention_log
+    from storage.models import Preservation
+
+    inst = install("osaka-water", tmp_path)
+    (tmp_path / "medium").mkdir()  # the external medium, mounted
+    svc, boss = inst.svc, inst.staff["manager"]
+    # Recorded 10:00 JST 22 Nov 2026: day 1 = 23 Nov; 6 months end 22 May 2027, 12 months 22 Nov 2027.
+    # Preserved 10:00 JST 7 Dec 2026: day 1 = 8 Dec; 5 years end 7 Dec 2031.
+    preserved_at = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC)
+    move_due = dt.datetime(2027, 5, 22, 15, 0, tzinfo=dt.UTC)  # 00:00 JST 23 May 2027
+    raw_due = dt.datetime(2027, 11, 22, 15, 0, tzinfo=dt.UTC)  # 00:00 JST 23 Nov 2027
+    copy_due = dt.datetime(2031, 12, 7, 15, 0, tzinfo=dt.UTC)  # 00:00 JST 8 Dec 2031
+    svc.clock = lambda: preserved_at
+    kept = retention.preserve_call(svc, boss, inst.call, reason="不当要求行為", medium="USB-01")
+    assert kept.until == copy_due
+    copy = Path(kept.entry.path)
+    assert copy.is_file()
+
+    clock = [preserved_at]
+    reaper = Reaper(svc.config, svc.sessions, clock=lambda: clock[0])
+
+    def run_at(now: dt.datetime) -> None:
+        clock[0] = now
+        with erase.immediate(svc.sessions) as s:
+            retention_log.set_time(s, "clock_confirmed_at", now)  # a person checked the jumped clock
+        asyncio.run(reaper.run_pass())
+
+    def state() -> tuple[str | None, str | None, bool, dt.datetime | None]:
+        with svc.sessions() as s:
+            call = s.get(Call, inst.call)
+            p = s.get(Preservation, kept.entry.id)
+            assert p is not None
+            return (
+                call.audio_path if call else None,
+                call.audio_store if call else None,
+                copy.exists(),
+                p.destroyed_at,
+            )
+
+    run_at(preserved_at)  # the reaper's first pass gives the call its dates: its own, not the copy's
+    with svc.sessions() as s:
+        row = s.get(Call, inst.call)
+        assert row is not None and (row.move_at, row.expires_at) == (move_due, raw_due)
+    run_at(raw_due - dt.timedelta(minutes=1))  # moved to the second store, still on the system
+    audio, store, copy_there, destroyed = state()
+    assert audio is not None and store == "secondary" and copy_there and destroyed is None
+    run_at(raw_due + dt.timedelta(minutes=1))  # 12 months: gone from the system, preserved or not
+    audio, _store, copy_there, destroyed = state()
+    assert audio is None and copy_there and destroyed is None
+    run_at(copy_due - dt.timedelta(minutes=1))
+    assert state()[2]  # the copy to the last minute of its 5 years
+    run_at(copy_due + dt.timedelta(minutes=1))
+    _audio, _store, copy_there, destroyed = state()
+    assert not copy_there and destroyed is not None

@@ -34,6 +34,7 @@ medium = "USB-01"
 """
 LINE = '[[lines]]\nname = "general"\nnumbers = ["06-6858-5050"]\n'
 NOW = dt.datetime.now(dt.UTC)
+ASKED = ("--requester", "山田花子", "--contact", "06-1234-5678")  # who asked (Osaka form 2)
 
 
 @pytest.fixture
@@ -82,13 +83,19 @@ def test_a_deletion_request_is_refused_while_held_and_shows_the_hold(
         == 0
     )
     assert "hold #1 on call" in capsys.readouterr().out
-    assert run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", by="clerk") == 1
+    assert (
+        run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", *ASKED, by="clerk")
+        == 1
+    )
     err = capsys.readouterr().err
     assert "REFUSED" in err and "harassment H-2026-3" in err and "不当要求行為" in err and "kacho" in err
     assert call.path.exists()
 
     assert run(cfg, "holds", "release", "--ref", "H-2026-3", "--reason", "解決") == 0
-    assert run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", by="clerk") == 0
+    assert (
+        run(cfg, "calls", "delete", call.id, "--request", "DEL-9", "--reason", "本人申出", *ASKED, by="clerk")
+        == 0
+    )
     assert "audio deleted on request DEL-9" in capsys.readouterr().out
     r = row(sessions_for(config), call.id)
     assert (
@@ -103,8 +110,14 @@ def test_a_deletion_request_is_refused_while_held_and_shows_the_hold(
         "deletion request DEL-9",
     )
     assert json.loads(entries[-1].detail)["reason"] == "本人申出"
+    assert json.loads(entries[-1].detail)["requester"] == {
+        "name": "山田花子",
+        "contact": "06-1234-5678",
+        "relation": "本人",
+    }
+    assert json.loads(entries[1].detail)["requester"]["name"] == "山田花子"  # the refusal names them too
     # Nothing left to delete: refused, and said why.
-    assert run(cfg, "calls", "delete", call.id, "--request", "DEL-10", "--reason", "再申出") == 1
+    assert run(cfg, "calls", "delete", call.id, "--request", "DEL-10", "--reason", "再申出", *ASKED) == 1
 
     # The report of the Tokyo day the deletion was logged on (never the UTC day; and never the day
     # this module was imported: under faketime at 23:59 Tokyo the date turns during the run).
@@ -196,7 +209,7 @@ def test_preserve_copies_the_ciphertext_with_a_catalogue_and_its_own_retention(
     )
     # Twice on one medium is refused; a deletion request is refused while preserved.
     assert run(cfg, "calls", "preserve", call.id, "--reason", "again") == 2
-    assert run(cfg, "calls", "delete", call.id, "--request", "D-1", "--reason", "申出") == 1
+    assert run(cfg, "calls", "delete", call.id, "--request", "D-1", "--reason", "申出", *ASKED) == 1
     assert "preserved: entry 1 on USB-01" in capsys.readouterr().err
     assert run(cfg, "retention", "catalogue") == 0
     assert "USB-01" in capsys.readouterr().out

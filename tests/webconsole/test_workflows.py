@@ -140,11 +140,18 @@ def test_deletion_on_request(console: Running) -> None:
     spare, _ = seed_call(console.site, remote="0377778888")
     client = signed_in(console, "boss", "boss-password-1")
     token = csrf_of(client, spare)
-    r = client.post(f"/calls/{spare}/delete", data={"csrf": token, "request": "D-1", "reason": "本人の申出"})
+    page = client.get(f"/calls/{spare}").text
+    assert 'name="requester"' in page and 'name="contact"' in page  # the form asks who asked
+    form = {"csrf": token, "request": "D-1", "reason": "本人の申出"}
+    r = client.post(f"/calls/{spare}/delete", data=form)
+    assert r.status_code != 303  # nobody named as having asked: refused, nothing deleted
+    assert 'id="delete-form"' in client.get(f"/calls/{spare}").text
+    asked = {"requester": "山田花子", "contact": "0377778888", "relation": "代理人"}
+    r = client.post(f"/calls/{spare}/delete", data=form | asked)
     assert r.status_code == 303, r.text[-2000:]
     with console.site.sessions() as s:
-        kinds = [e.kind for e in ledger.entries(s, call_ids=[spare])]
-    assert any("delet" in k for k in kinds), kinds
+        [gone] = [e for e in ledger.entries(s, call_ids=[spare]) if e.kind == "deleted"]
+    assert gone.detail["requester"] == {"name": "山田花子", "contact": "03-7777-8888", "relation": "代理人"}
     assert 'id="delete-form"' not in client.get(f"/calls/{spare}").text  # no audio left to delete
 
 

@@ -29,7 +29,7 @@ FORMS: dict[str, Form] = {
     "toyonaka-1": Form(
         "通話録音データ取出管理台帳（様式第1号）", "Toyonaka", ledgers.toyonaka_extraction_ledger, True
     ),
-    "saitama-1": Form("出力データ作成指示書（様式第1号）", "Saitama", saitama.instruction),
+    "saitama-1": Form("通話出力データ作成指示書（様式第1号）", "Saitama", saitama.instruction),
     "saitama-2": Form("出力データ提出書（様式第2号）", "Saitama", saitama.submission),
     "matsumoto": Form("通話記録管理簿", "Matsumoto", ledgers.matsumoto_record_book, True),
     "osaka-1": Form("外部保存申請書（第1号様式）", "Osaka Waterworks", osaka.preservation_application),

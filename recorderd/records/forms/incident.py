@@ -7,6 +7,18 @@ from recorderd.records.forms.data import FormData, when
 from recorderd.records.forms.sheet import Sheet, wareki
 
 
+def _summary(data: FormData, d: dict[str, object]) -> str:
+    """The summary, with the account it names as a person the director knows (高橋 健太（取扱員、
+    ID p-handler）), not the sign-in ID alone."""
+    text = str(d.get("summary", ""))
+    facts = d.get("facts")
+    person = facts.get("person") if isinstance(facts, dict) else None
+    if isinstance(person, str) and text.startswith(person + "："):
+        name, role = data.people.get(person, (person, ""))
+        text = f"{name}（{role + '、' if role else ''}ID {person}）\n" + text[len(person) + 1 :]
+    return text
+
+
 def incident_report(data: FormData, sheet: Sheet) -> int:
     done = 0
     for e in data.of("incident_raised"):
@@ -29,7 +41,7 @@ def incident_report(data: FormData, sheet: Sheet) -> int:
                 ("事故の種別", str(d.get("label", d.get("kind", "")))),
                 ("発生・検知日時", when(e.time, data.zone)),
                 ("検知の方法", found_by),
-                ("事故の内容", str(d.get("summary", ""))),
+                ("事故の内容", _summary(data, d)),
                 ("関係する通話", "、".join(str(c)[:8] for c in calls) if calls else "なし"),
                 ("確認者", data.name(ack.actor) if ack else "（未確認）"),
                 ("確認日時", when(ack.time, data.zone) if ack else "（未確認）"),

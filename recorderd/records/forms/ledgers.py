@@ -103,7 +103,7 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
                 ordered,
                 passed,
                 data.name(e.actor),
-                f"{d.get('recipient', '')}\n{d.get('legal_basis', '')}",
+                f"{d.get('recipient', '')}\n{_basis(d.get('legal_basis'))}",
                 _due(d.get("due")),
                 _status(data, e),
             )
@@ -113,10 +113,18 @@ def toyonaka_extraction_ledger(data: FormData, sheet: Sheet) -> int:
     return len(rows)
 
 
-_DUTIES = (
-    "(1)無断で複製しないこと (2)目的以外の利用及び第三者への無断提供を行わないこと "
+_DUTIES = (  # one duty a line, as the article lists them
+    "(1)無断で複製しないこと\n(2)目的以外の利用及び第三者への無断提供を行わないこと\n"
     "(3)目的を達成したとき又は目的が達成されないことが判明したときは、速やかに返却、消去等"
 )
+
+
+def _basis(text: object) -> str:
+    """A legal basis as a clerk writes it: the article, then what it says on the next line."""
+    article, _, words = str(text or "").partition(" ")
+    return f"{article}\n{words}" if words else article
+
+
 _KIND_LABEL = {
     "exported": "複製",
     "copied": "複製",
@@ -153,6 +161,9 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
         if e.kind == "copied":  # a copy to a file (a role with "copy"): its purpose is its ground
             d = {**d, "legal_basis": d.get("purpose", "")}
         to = e.detail.get("to") if e.kind == "provided" else d.get("recipient", "")
+        if e.kind == "export_disposed":  # returned by (or destroyed at) whoever it was provided to
+            given = [x for x in data.by_subject(e.subject) if x.kind == "provided" and x.seq < e.seq]
+            to = given[-1].detail.get("to", to) if given else to
         duties = _DUTIES if e.kind in ("exported", "provided") else ""
         label = _KIND_LABEL[e.kind]
         note = str(e.detail.get("note") or "")
@@ -168,7 +179,7 @@ def matsumoto_record_book(data: FormData, sheet: Sheet) -> int:
                 label,
                 times,
                 numbers,
-                str(d.get("legal_basis", "")),
+                _basis(d.get("legal_basis")),
                 str(to),
                 duties,
                 "自動消去" if e.actor == "reaper" else data.name(e.actor),

@@ -15,6 +15,7 @@ from recorderd.numbers import display
 from recorderd.records.disclosure import IdentityCheck
 from recorderd.records.forms.data import FormData, when
 from recorderd.records.forms.sheet import Sheet, wareki
+from recorderd.retention.requester import Requester
 from storage import ledger
 
 _OUTCOMES = {
@@ -33,6 +34,14 @@ def _head(sheet: Sheet, label: str, title: str, data: FormData, e: ledger.Entry)
     sheet.title(title)
 
 
+def _span(data: FormData, started: dt.datetime | None, ended: dt.datetime | None) -> str:
+    """令和8年11月4日（水）8時53分〜9時05分: the day once when the call ended on it."""
+    first, last = when(started, data.zone), when(ended, data.zone)
+    if started and ended and started.astimezone(data.zone).date() == ended.astimezone(data.zone).date():
+        last = last.split("）", 1)[1]
+    return f"{first}〜{last}"
+
+
 def _call_rows(data: FormData, e: ledger.Entry) -> list[tuple[str, str]]:
     ids = [e.call_id] if e.call_id else [str(c) for c in e.detail.get("calls", [])]
     rows = []
@@ -41,8 +50,8 @@ def _call_rows(data: FormData, e: ledger.Entry) -> list[tuple[str, str]]:
         rows.append(
             (
                 "対象の通話",
-                f"{when(f.started, data.zone)}〜{when(f.ended, data.zone)}\n"
-                f"相手方 {f.counterpart or '-'}／受付番号 {f.city_side or '-'}",
+                f"{_span(data, f.started, f.ended)}\n"
+                f"相手方 {f.counterpart or '-'}／センター側 {f.city_side or '-'}",
             )
         )
     return rows
@@ -53,6 +62,28 @@ def _date(text: object) -> str:
         return wareki(dt.datetime.fromisoformat(str(text)).date())
     except ValueError:
         return str(text or "")
+
+
+def _until(data: FormData, d: dict[str, object]) -> str:
+    """The copy's 保存期限 as its last day kept: its expiry is the first instant it is no longer kept
+    (00:00 Tokyo of the day after), counted from the preservation (6-2: 5年間)."""
+    text = d.get("copy_expires_at") or d.get("expires_at")
+    try:
+        end = dt.datetime.fromisoformat(str(text)).astimezone(data.zone)
+    except ValueError:
+        return ""
+    return wareki((end - dt.timedelta(microseconds=1)).date())
+
+
+def _result(e: ledger.Entry) -> str:
+    if e.kind != "deletion_refused":
+        return "消去済み"
+    refused = str(e.detail.get("refused", ""))
+    if refused.startswith("held"):
+        return "保存継続（保存停止の措置中の記録のため消去しない）"
+    if refused.startswith("no audio"):
+        return "消去対象の音声記録なし（消去済み）"
+    return "保存継続（不当要求行為等に係る記録のため消去しない）"
 
 
 def preservation_application(data: FormData, sheet: Sheet) -> int:
@@ -68,7 +99,7 @@ def preservation_application(data: FormData, sheet: Sheet) -> int:
                 *_call_rows(data, e),
                 ("保存の理由", str(d.get("reason", ""))),
                 ("外部記憶媒体", str(d.get("medium", ""))),
-                ("保存期限", _date(d.get("expires_at"))),
+                ("保存期限", _until(data, d)),
                 # 第6条第1項: the staff member applies to the 課長, who approves; the system knows the
                 # one who preserved, so the applicant signs by hand.
                 ("申請者（所属・氏名）", ""),
@@ -88,14 +119,12 @@ def deletion_application(data: FormData, sheet: Sheet) -> int:
     for e in items:
         _head(sheet, "第2号様式", "消去申請書", data, e)
         sheet.left("次の音声記録について、消去を申請します。")
-        refused = e.kind == "deletion_refused"
-        result = "保存継続（不当要求行為等に係る記録のため消去しない）" if refused else "消去済み"
         sheet.fields(
             [
                 *_call_rows(data, e),
-                ("申請者（氏名・連絡先）", str(e.detail.get("requester", ""))),
+                ("申請者（氏名・連絡先）", Requester.text(e.detail.get("requester"))),
                 ("申出の受付番号", str(e.subject or "")),
-                ("処理結果", result),
+                ("処理結果", _result(e)),
                 ("理由・備考", str(e.detail.get("reason") or e.detail.get("rule") or "")),
                 ("処理日", wareki(data.day(e))),
                 ("処理者", data.name(e.actor)),
@@ -122,13 +151,17 @@ def disclosure_request(data: FormData, sheet: Sheet) -> int:
                 ("対象期間", f"{_date(d.get('from'))}〜{_date(d.get('to'))}"),
                 ("本人確認の方法", IdentityCheck.text(d.get("identity_check", ""))),
                 ("確認者", data.name(str((d.get("identity_check") or {}).get("checked_by") or e.actor))),
-                ("該当する記録", f"{len(d.get('calls', []))}件（保存停止の措置済み）"),
+                ("該当する記録", _found(len(d.get("calls", [])))),
                 ("開示の方法", "再生可能なシステム端末から再生し、請求者が聴取する"),
                 ("結果", outcome + (f"　{wareki(data.day(closed))}" if closed else "")),
                 ("受付番号", str(e.subject)),
             ]
         )
     return len(items)
+
+
+def _found(n: int) -> str:
+    return f"{n}件（保存停止の措置済み）" if n else "該当する記録なし"
 
 
 def media_catalogue(data: FormData, sheet: Sheet) -> int:
@@ -146,8 +179,8 @@ def media_catalogue(data: FormData, sheet: Sheet) -> int:
                 f"{when(f.started, data.zone)}\n{f.counterpart or '-'}",
                 str(d.get("reason", "")),
                 wareki(data.day(e)),
-                _date(d.get("expires_at")),
-                data.person(e.actor),
+                _until(data, d),
+                data.person(e.actor).replace("（", "\n（", 1),
                 str(d.get("sha256", ""))[:16],
             )
         )

@@ -35,14 +35,14 @@ def _call_items(data: FormData, e: ledger.Entry) -> list[tuple[str, str]]:
 
 
 def instruction(data: FormData, sheet: Sheet) -> int:
-    """出力データ作成指示書 (様式第1号, 第5条第1項)."""
+    """通話出力データ作成指示書 (様式第1号, 第5条第1項: the article names it so)."""
     done = 0
     for e in data.of("export_instructed"):
         sheet.page("様式第1号（第5条関係）")
         sheet.right(wareki(data.day(e)))
         sheet.left("運営受託者　様")
         sheet.right(f"運用責任者（広聴課長）　{data.name(e.actor)}")
-        sheet.title("出力データ作成指示書")
+        sheet.title("通話出力データ作成指示書")
         sheet.left(f"{_RULES}第5条第1項の規定に基づき、次のとおり出力データの作成を指示します。")
         sheet.gap()
         d = e.detail

@@ -3,6 +3,7 @@ regulation names (read back with pdftotext, as a person's PDF viewer would)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from recorderd.incidents import raise_incident
 from recorderd.records import export, forms
 from recorderd.records.forms.sheet import FormError, find_font, wareki
-from recorderd.service import Service, records
+from recorderd.service import Service, records, retention
 from storage import ledger
 from support.people import T0, Site, make_site, person, seed_call
 
@@ -71,14 +72,27 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         "medium": "USB-01",
         "reason": "不当要求行為",
         "sha256": "ab" * 32,
-        "expires_at": "2031-11-23T15:00:00+00:00",
+        # 5 years from the preservation: no longer kept from 00:00 Tokyo on 24 Nov 2031, so its last
+        # day (the form's 保存期限) is 23 November, 令和13年.
+        "copy_expires_at": "2031-11-23T15:00:00+00:00",
     }
     ledger.append_committed(sessions, "preserved", "kanri", call_id=other, subject="P-1", detail=preserved)
-    refused = {"retention_action": "request_refused", "reason": "不当要求行為に係る記録"}
+    # A deletion on request through the service (Osaka form 2 names who asked), and a refused one.
+    asked = retention.Requester("山田花子", "０６（１２３４）５６７８", "代理人")
+    gone, _ = seed_call(site, started=T0 + dt.timedelta(days=2), remote="0299998888")
+    assert retention.delete(svc, boss, gone, request="D-2", reason="本人の申出", requester=asked).done
+    refused = {
+        "retention_action": "request_refused",
+        "reason": "不当要求行為に係る記録",
+        "requester": retention.Requester("鈴木一郎", "大阪市北区中之島1-3-20").validated().detail(),
+    }
     ledger.append_committed(
         sessions, "deletion_refused", "kanri", call_id=other, subject="D-1", detail=refused
     )
     raise_incident(sessions, "loss", "USBメモリの紛失", key="hand:1", actor="kanri")
+    for _ in range(config.people.passwords.max_failures):  # an account locked: an incident
+        with contextlib.suppress(Exception):
+            svc.sign_in("unyo", "wrong-password")
     return site
 
 
@@ -127,9 +141,23 @@ EXPECTED = {
         "広聴課",
         "判明したとき",
     ],
-    "incident": ["事故報告書", "紛失", "USBメモリの紛失", "からの届出", "（未確認）"],
-    "osaka-1": ["外部保存申請書", "第1号様式", "不当要求行為", "USB-01", "045-555-6666"],
-    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666"],
+    "incident": [
+        "事故報告書",
+        "紛失",
+        "USBメモリの紛失",
+        "からの届出",
+        "（未確認）",
+        "Unyo（運用責任者、ID unyo）パスワードの連続誤り",  # the locked account as a person, not an ID
+    ],
+    "osaka-1": [
+        "外部保存申請書",
+        "第1号様式",
+        "不当要求行為",
+        "USB-01",
+        "045-555-6666",
+        "令和8年11月23日（月）10時00分〜10時00分",  # the day once, for a call within one day
+    ],
+    "osaka-2": ["消去申請書", "第2号様式", "保存継続", "045-555-6666", "消去済み", "0299-99-8888"],
     "osaka-3": [
         "開示請求書",
         "第3号様式",
@@ -138,7 +166,7 @@ EXPECTED = {
         "03-1111-2222",
         "開示（再生により聴取）",
     ],
-    "osaka-4": ["外部記憶媒体保存目録", "第4号様式", "USB-01", "不当要求行為"],
+    "osaka-4": ["外部記憶媒体保存目録", "第4号様式", "USB-01", "不当要求行為", "令和13年11月23日"],
 }
 
 
@@ -186,14 +214,31 @@ ON_ONE_LINE = {
         ("運営受託者", "Unyo"),
         ("記録媒体", "DVD-R"),
     ],
-    "osaka-1": [("保存の理由", "不当要求行為"), ("外部記憶媒体", "USB-01"), ("承認・保存実施", "Kanri")],
-    "osaka-2": [("申出の受付番号", "D-1"), ("処理者", "Kanri"), ("申請者（氏名・連絡先）", "")],
+    "osaka-1": [
+        ("保存の理由", "不当要求行為"),
+        ("外部記憶媒体", "USB-01"),
+        ("保存期限", "令和13年11月23日"),
+        ("承認・保存実施", "Kanri"),
+    ],
+    "osaka-2": [
+        ("申出の受付番号", "D-1"),
+        ("申出の受付番号", "D-2"),
+        ("処理者", "Kanri"),
+        ("申請者（氏名・連絡先）", "山田花子（代理人）"),
+        ("申請者（氏名・連絡先）", "連絡先 06-1234-5678"),
+        ("申請者（氏名・連絡先）", "鈴木一郎（本人）"),
+        ("申請者（氏名・連絡先）", "連絡先 大阪市北区中之島1-3-20"),
+    ],
     "osaka-3": [
         ("対象の電話番号", "03-1111-2222"),
         ("本人確認の方法", "運転免許証（番号末尾9012）"),
         ("確認者", "Kanri"),
     ],
-    "incident": [("事故の種別", "紛失"), ("事故の内容", "USBメモリの紛失"), ("確認者", "（未確認）")],
+    "incident": [
+        ("事故の種別", "紛失"),
+        ("事故の内容", "USBメモリの紛失"),
+        ("確認者", "（未確認）"),
+    ],
     "toyonaka-1": [("1", "令和"), ("1", "03-1111-2222"), ("1", "令和9年3月31日")],
     "matsumoto": [("1", "複製"), ("1", "03-1111-2222")],
 }
@@ -223,3 +268,23 @@ def test_kinsoku_never_starts_a_line_with_a_closing_mark() -> None:
     lines = kinsoku_lines("あいうえお。", 5, len)  # five characters fit: "。" would be alone
     assert lines == ["あいうえ", "お。"]
     assert kinsoku_lines("あいう", 5, len) == ["あいう"]
+
+
+def test_a_line_never_splits_a_date_a_time_an_article_or_a_number() -> None:
+    from recorderd.records.forms.sheet import unit_lines
+
+    text = (
+        "対象 令和8年11月4日（水）8時00分～令和8年11月16日（月）14時00分 "
+        "個人情報保護法第69条第2項第1号 090-1234-5678"
+    )
+    for width in range(8, 40):
+        lines = unit_lines(text, width, len)
+        assert "".join(lines).replace(" ", "") == text.replace(" ", ""), lines  # nothing lost
+        flat = "|".join(lines)
+        for unit in ("令和8年11月4日（水）", "令和8年11月16日（月）", "8時00分", "14時00分",
+                     "第69条第2項第1号", "090-1234-5678"):  # fmt: skip
+            assert unit in flat, (width, unit, lines)
+        assert not any(line.startswith(("。", "）", "～", " ")) for line in lines[1:]), lines
+    # Words a space separates break at the space; explicit breaks stay.
+    assert unit_lines("松本警察署 刑事第一課", 8, len) == ["松本警察署", "刑事第一課"]
+    assert unit_lines("市民局広聴課\n第8条第1項第1号", 40, len) == ["市民局広聴課", "第8条第1項第1号"]
