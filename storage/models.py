@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Float, Index, Integer, String, Text, TypeDecora
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.nodes import default_node
+
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
@@ -85,6 +87,9 @@ class Call(Base):
     audio_store: Mapped[str | None] = mapped_column(String(64))
     audio_deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # audio_path is then None
     preserved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The recorder that holds the audio file (storage/nodes.py, migration 0005): only it deletes,
+    # moves or recovers the file. The daemon always sets it; the default serves rows made elsewhere.
+    node: Mapped[str] = mapped_column(String(64), default=default_node)
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
@@ -205,6 +210,7 @@ class RetentionIntent(Base):
     reference: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text)  # JSON, copied into the log entry
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    node: Mapped[str] = mapped_column(String(64), default=default_node)  # whose disk `path` is on
 
 
 class Preservation(Base):

@@ -42,8 +42,16 @@ def _duration(row: Call) -> float | None:
 
 
 class MetadataWriter:
-    def __init__(self, sessions: sessionmaker[Session], *, on_stall: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        node: str | None = None,
+        on_stall: Callable[[str], None] | None = None,
+    ):
         self._sessions = sessions
+        # Every call row says which recorder holds its file (several may share one catalogue).
+        self._node = {"node": node} if node is not None else {}
         self._queue: asyncio.Queue[_Op] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -110,7 +118,7 @@ class MetadataWriter:
                     entries.append(ledger.NewEntry(op.event, "recorderd", detail=op.fields))
                     continue
                 if op.insert:
-                    session.add(Call(id=op.call_id, **op.fields))
+                    session.add(Call(id=op.call_id, **self._node, **op.fields))
                     session.flush()
                 else:
                     session.execute(update(Call).where(Call.id == op.call_id).values(**op.fields))

@@ -301,6 +301,8 @@ def create(
         raise AccessError("give an instruction (--instruction) or the export's details")
     order, rows = _resolve(sessions, order)
     order = _check_policy(config, order)
+    for row in rows:
+        call_path(row, config)  # held by a node out of reach: refused before anything is granted
     request_id = request_id or _new_id(config.zone)
     made = now or dt.datetime.now(dt.UTC)
     detail = {
@@ -387,7 +389,7 @@ def _build(
     audio: dict[str, bytes] = {}
     incomplete = []
     for row in rows:
-        path = call_path(row, config.data_dir)
+        path = call_path(row, config)
         # Authenticated decryption catches a changed byte; the catalogue hash also catches a file
         # swapped for another valid recording.
         if row.audio_sha256 and sha256_file(path) != row.audio_sha256:
