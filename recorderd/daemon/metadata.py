@@ -122,7 +122,7 @@ class MetadataWriter:
                     session.flush()
                 else:
                     session.execute(update(Call).where(Call.id == op.call_id).values(**op.fields))
-                entry = _ledger_entry(op)
+                entry = _ledger_entry(op, self._node)
                 if entry is not None:
                     entries.append(entry)
                 if {"ended_at", "answered_at"} & op.fields.keys():
@@ -134,12 +134,13 @@ class MetadataWriter:
             ledger.append_many(session, entries)
 
 
-def _ledger_entry(op: _Op) -> ledger.NewEntry | None:
+def _ledger_entry(op: _Op, node: dict[str, str]) -> ledger.NewEntry | None:
     """Recording created / finalised go into the ledger in the same commit as the row they describe.
     No numbers: the call row holds them; the ledger holds what happened, and the ciphertext's hash."""
     f = op.fields
     if op.insert and f.get("status") == RECORDING:
-        detail = {"direction": f.get("direction"), "line": f.get("line"), "audio_path": f.get("audio_path")}
+        detail = {"direction": f.get("direction"), "line": f.get("line"), "audio_path": f.get("audio_path"),
+                  **node}  # fmt: skip  # which recorder holds the file, when several share the ledger
         return ledger.NewEntry("recording_created", "recorderd", op.call_id, detail=detail)
     if "audio_sha256" in f:
         detail = {"status": f.get("status", "failed"), "sha256": f["audio_sha256"],

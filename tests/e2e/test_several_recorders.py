@@ -33,6 +33,7 @@ from recorderd.records.audio import ElsewhereError
 from recorderd.service import calls as call_service
 from recorderd.service import retention as retention_service
 from recorderd.service.door import Service
+from recorderd.statusfile import StatusUnavailable, read_status
 from storage import ledger
 from storage.age import generate_identity
 from storage.db import open_database
@@ -149,6 +150,13 @@ async def until(check: Callable[[], bool], within: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
+def leads_says_status(node: Node) -> bool:
+    try:
+        return bool(read_status(node.data_dir)["cluster"]["leader"])
+    except StatusUnavailable:
+        return False
+
+
 def finished(sessions: sessionmaker[Session], ids: list[str]) -> Callable[[], bool]:
     def check() -> bool:
         with sessions() as s:
@@ -182,7 +190,7 @@ async def test_calls_on_both_nodes_land_in_one_catalogue_and_one_chain(
             assert rel is not None
             assert (node.data_dir / rel).is_file() and not (other.data_dir / rel).exists()
     assert report.ok, report.problems  # one chain, appended to by both processes at once
-    assert {e.call_id for e in created} == set(ids_a + ids_b)
+    assert {e.call_id: e.detail.get("node") for e in created} == {i: rows[i].node for i in ids_a + ids_b}
     # One leader: the first node started; the other says it is not.
     assert await a.proc.expect_log("leader_elected", lambda r: r.get("node") == "hall-a")
     assert await b.proc.expect_log("leader_elsewhere", lambda r: r.get("node") == "hall-b")
@@ -247,6 +255,7 @@ async def test_the_leader_dies_and_the_other_node_takes_over(
     # node tries every RETRY_S. Generous slack for a loaded machine, still far below the default 15 s.
     elected = await b.proc.expect_log("leader_elected", lambda r: r.get("node") == "hall-b", within=10)
     assert elected and loop.time() - killed < 10
+    await until(lambda: leads_says_status(b))  # and says so in its status file (recorderctl status)
     result = await b.sim.run_call(inbound(5))  # the survivor records on, and leads
     sessions = sessions_of(b)
     await until(finished(sessions, [call_id(result)]))
