@@ -29,7 +29,16 @@ class LeaderLock:
                 engine.url,
                 poolclass=NullPool,
                 isolation_level="AUTOCOMMIT",  # no transaction left open on the lock's connection
-                connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "recorderd-leader"},
+                connect_args={
+                    "connect_timeout": CONNECT_TIMEOUT_S,
+                    "application_name": "recorderd-leader",
+                    # A leader cut off from the server notices within about a minute (TCP only;
+                    # the server needs the same to free the lock: README, "Several recorders").
+                    "keepalives": 1,
+                    "keepalives_idle": 30,
+                    "keepalives_interval": 10,
+                    "keepalives_count": 3,
+                },
             )
         self._conn: Connection | None = None
 
