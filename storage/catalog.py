@@ -78,5 +78,15 @@ def get_call(session: Session, id_or_prefix: str) -> Call | None:
     return rows[0] if rows else None
 
 
-def with_audio(session: Session) -> list[Call]:
-    return list(session.scalars(select(Call).where(Call.audio_path.is_not(None)).order_by(Call.started_at)))
+def nodes_with_audio(session: Session) -> list[str]:
+    """The recorders holding at least one recording file, by name."""
+    q = select(Call.node).where(Call.audio_path.is_not(None)).distinct().order_by(Call.node)
+    return list(session.scalars(q))
+
+
+def with_audio(session: Session, *, node: str | None = None) -> list[Call]:
+    """Calls whose audio is kept (``node``: only those that recorder holds)."""
+    q = select(Call).where(Call.audio_path.is_not(None))
+    if node is not None:
+        q = q.where(Call.node == node)
+    return list(session.scalars(q.order_by(Call.started_at)))

@@ -57,16 +57,17 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine, node: str | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(files("storage") / "migrations"))
     cfg.attributes["engine"] = engine
+    cfg.attributes["node"] = node  # migration 0006 gives existing rows this node (None: the host's name)
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
-    command.upgrade(alembic_config(engine), "head")
+def upgrade(engine: Engine, *, node: str | None = None) -> None:
+    """Bring the schema to the newest revision (idempotent). ``node``: the recorder migrating."""
+    command.upgrade(alembic_config(engine, node), "head")
 
 
 def is_initialised(engine: Engine) -> bool:
@@ -92,10 +93,12 @@ def schema_problem(engine: Engine) -> str | None:
     return None
 
 
-def open_database(url: str, *, migrate: bool = True) -> tuple[Engine, sessionmaker[Session]]:
+def open_database(
+    url: str, *, migrate: bool = True, node: str | None = None
+) -> tuple[Engine, sessionmaker[Session]]:
     engine = make_engine(url)
     if migrate:
-        upgrade(engine)
+        upgrade(engine, node=node)
     return engine, sessionmaker(engine, expire_on_commit=False)
 
 

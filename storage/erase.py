@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import holds, retention_log
 from storage.files import fsync_dir
 from storage.models import RECORDING, Call, Preservation, RetentionIntent
+from storage.nodes import default_node
 
 Op = Literal["delete", "move", "destroy_copy"]
 _COPY_SUFFIX = ".copying"
@@ -51,6 +52,7 @@ class Job:
     store: str | None = None  # move: the store dst belongs to
     sha256: str | None = None  # move: the hash the copy must have (the catalogue's)
     preservation_id: int | None = None  # destroy_copy
+    node: str | None = None  # the recorder doing it, on whose disk ``path`` is (None: this host's name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,7 @@ def _claim_once(
                     "reference": job.reference,
                     "detail": retention_log.dumps(dict(job.detail)),
                     "created_at": now,
+                    "node": job.node or default_node(),
                 }
             )
             claimed.append(job)
@@ -348,15 +351,23 @@ def _drop_originals(sessions: sessionmaker[Session], jobs: Sequence[Job]) -> Non
 
 # -- after a crash -------------------------------------------------------------------------------
 def recover(
-    sessions: sessionmaker[Session], now: dt.datetime, *, older_than: dt.datetime | None = None
+    sessions: sessionmaker[Session],
+    now: dt.datetime,
+    *,
+    older_than: dt.datetime | None = None,
+    node: str | None = None,
 ) -> list[tuple[RetentionIntent, str]]:
     """Settle the intents an interrupted process left: (intent, what was done) for each.
 
     At start-up every intent is settled; later only those created before ``older_than`` (an
     operation takes milliseconds, so an old intent belongs to a process that died, e.g. a killed
     ``recorderctl calls delete``; a young one may be another process at work right now).
+    ``node``: only the intents this recorder wrote; another node's paths are on its own disk, where
+    a file "missing" here says nothing.
     """
     q = select(RetentionIntent).order_by(RetentionIntent.created_at)
+    if node is not None:
+        q = q.where(RetentionIntent.node == node)
     if older_than is not None:
         q = q.where(RetentionIntent.created_at < older_than)
     with sessions() as s:

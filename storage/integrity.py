@@ -25,10 +25,14 @@ class VerifyProblem:
     problem: str
 
 
-def verify_catalogue(session: Session, data_dir: Path) -> tuple[int, list[VerifyProblem]]:
-    """Re-hash every recording file against the catalogue. Returns (files checked, problems)."""
+def verify_catalogue(
+    session: Session, data_dir: Path, *, node: str | None = None
+) -> tuple[int, list[VerifyProblem]]:
+    """Re-hash every recording file against the catalogue. Returns (files checked, problems).
+
+    ``node``: only the files that recorder holds, under ``data_dir`` (its data directory as seen here)."""
     checked, problems = 0, []
-    for row in with_audio(session):
+    for row in with_audio(session, node=node):
         assert row.audio_path is not None
         path = data_dir / row.audio_path
         if row.status == "recording":

@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Float, Index, Integer, String, Text, TypeDecora
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.nodes import default_node
+
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
@@ -89,6 +91,9 @@ class Call(Base):
     # releases one (migration 0005), so "held / not held" searches walk an index in date order instead
     # of testing the holds table per call. The holds table stays the truth for every deletion decision.
     held: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The recorder that holds the audio file (storage/nodes.py, migration 0006): only it deletes,
+    # moves or recovers the file. The daemon always sets it; the default serves rows made elsewhere.
+    node: Mapped[str] = mapped_column(String(64), default=default_node)
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
@@ -210,6 +215,7 @@ class RetentionIntent(Base):
     reference: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text)  # JSON, copied into the log entry
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    node: Mapped[str] = mapped_column(String(64), default=default_node)  # whose disk `path` is on
 
 
 class Preservation(Base):

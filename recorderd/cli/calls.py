@@ -123,10 +123,12 @@ def cmd_export_audio(app: App) -> int:
 
 
 def cmd_verify(app: App) -> int:
-    checked, problems = service.verify_files(app.service(), app.sign_in())
+    checked, problems, elsewhere = service.verify_files(app.service(), app.sign_in())
     for p in problems:
         print(f"FAIL {p.path} (call {p.call_id}): {p.problem}")
     print(f"{checked} file(s) checked, {len(problems)} problem(s)")
+    if elsewhere:  # several recorders: each verifies its own files (recorderctl verify there)
+        print(f"not checked from here: the recordings held by node(s) {', '.join(elsewhere)}")
     return EXIT_CHECK_FAILED if problems else 0
 
 

@@ -134,7 +134,7 @@ class App:
         person) migrate it; every other command needs it current and never changes its schema."""
         if self._service is None:
             url = self.config.db_url
-            _engine, sessions = open_database(url) if migrate else open_current(url)
+            _engine, sessions = open_database(url, node=self.config.node) if migrate else open_current(url)
             self._service = Service(self.config, sessions)
         return self._service
 

@@ -67,7 +67,9 @@ def reloader(config_path: Path, daemon: Daemon, notifier: Notifier) -> Callable[
 
 # What a running daemon cannot take over without a restart (docs/configuration.md says the same):
 # listeners are bound, links are open, the database is open, the status file is being written.
-RESTART_SECTIONS = ("data_dir", "database_url", "agi", "audiosocket", "ami", "mqtt", "monitoring")
+RESTART_SECTIONS = (
+    "data_dir", "database_url", "node", "cluster", "agi", "audiosocket", "ami", "mqtt", "monitoring",
+)  # fmt: skip
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:

@@ -184,7 +184,7 @@ def demo_person(root: Path, svc: Service, setup: DemoSetup) -> Actor:
 
 
 def _report(root: Path, config: Config, setup: DemoSetup) -> int:
-    _engine, sessions = open_database(config.db_url)
+    _engine, sessions = open_database(config.db_url, node=config.node)
     svc = Service(config, sessions)
     person = demo_person(root, svc, setup)
     rows = calls.search(svc, person, calls.Query(limit=50))

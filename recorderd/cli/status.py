@@ -117,6 +117,10 @@ def format_status(
         if ami.get("enabled") and not up[0]:  # no daemon, no live link: only what it last saw
             link = f"none (recorderd is down; it last reported: {link})"
         out.append(_row("PBX link (AMI)", link))
+        node = st.get("cluster") or {}
+        if node.get("shared"):  # several recorders may share this catalogue: which one leads
+            role = "leader (runs the catalogue-wide jobs)" if node.get("leader") else "not the leader"
+            out.append(_row("node", f"{node.get('node')}, {role}"))
         accepting = "" if st.get("accepting_calls", True) else " (not accepting new calls)"
         out.append(_row("calls in progress", f"{st.get('calls_in_progress')}{accepting}"))
         md = st.get("metadata") or {}

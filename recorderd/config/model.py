@@ -31,6 +31,7 @@ from recorderd.config.base import (
     parse_hostport,
     read_credential,
 )
+from recorderd.config.cluster import ClusterConfig, NodeName, default_node
 from recorderd.config.console import ConsoleConfig
 from recorderd.config.people import ExportPolicy, LedgerConfig, PeopleConfig
 from recorderd.config.retention import RetentionConfig
@@ -255,6 +256,10 @@ class Config(Strict):
     data_dir: Path = Path("/var/lib/recorderd")
     database_url: str = ""  # empty: sqlite file in data_dir
     channels: Channels = "mono"  # per-direction recording for every line that does not say otherwise
+    # This recorder's name on the rows it writes (config/cluster.py); several recorders sharing one
+    # PostgreSQL catalogue each have their own. Default: the host's name.
+    node: NodeName = Field(default_factory=default_node)
+    cluster: ClusterConfig = ClusterConfig()
     agi: AgiConfig = AgiConfig()
     audiosocket: AudioSocketConfig = AudioSocketConfig()
     ami: AmiConfig = AmiConfig()
@@ -296,6 +301,8 @@ class Config(Strict):
                     raise ValueError(f"number {n} ({rule.direction}) is in both {other!r} and {rule.name!r}")
             if rule.retention is not None:
                 self.retention.require(rule.retention, f"line {rule.name!r}: retention")
+        if self.node in self.cluster.data_dirs:
+            raise ValueError(f"cluster.data_dirs names this node ({self.node!r}): its data_dir is its own")
         return self
 
     @property
@@ -305,6 +312,10 @@ class Config(Strict):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'recorderd.db'}"
+
+    def node_data_dir(self, node: str) -> Path | None:
+        """Where a node's data directory is reachable from here: ours, a mounted one, or None."""
+        return self.data_dir if node == self.node else self.cluster.data_dirs.get(node)
 
     @property
     def keyring_dir(self) -> Path:

@@ -41,6 +41,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "inbound": ("着信", "Inbound"),
     "outbound": ("発信", "Outbound"),
     "status": ("状態", "Status"),
+    "node": ("録音装置（ノード）", "Recorder (node)"),
     "held": ("保全", "Hold"),
     "held_yes": ("保全中のみ", "Held only"),
     "held_no": ("保全なしのみ", "Not held only"),

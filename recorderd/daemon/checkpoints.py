@@ -11,6 +11,7 @@ and an alert; it never stops the daemon.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,9 +28,18 @@ ACTOR = "recorderd"
 
 class Checkpointer:
     def __init__(
-        self, config: Config, sessions: sessionmaker[Session], writer: MetadataWriter, events: Events
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        writer: MetadataWriter,
+        events: Events,
+        *,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leads``: timed checkpoints come from one recorder of those sharing the catalogue (the
+        leader, recorderd/daemon/leader.py); each still signs one when it stops."""
         self.config = config
+        self._leads = leads
         self._sessions = sessions
         self._writer = writer
         self._events = events
@@ -41,7 +51,8 @@ class Checkpointer:
             return
         while True:
             await asyncio.sleep(interval)
-            await self.take("timer")
+            if self._leads():
+                await self.take("timer")
 
     async def take(self, why: str) -> ledger.Checkpoint | None:
         """Sign and send one checkpoint; None (logged, alerted) when it could not be made."""

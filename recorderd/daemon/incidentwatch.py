@@ -1,12 +1,13 @@
 """The daemon's incident watch (Kawasaki 第7条): scheduled checks, and every incident onto MQTT.
 
 - Every ``monitoring.verify_interval_s`` (default 6 h; the first a minute after start-up) the ledger chain and
-  every recording file are verified, in a worker thread; a failure raises an incident.
+  every recording file are verified, in a worker thread; a failure raises an incident. With several
+  recorders on one catalogue each verifies the files it holds, and the leader alone the chain.
 - A clock jump (the reaper's ``retention_clock_jump`` alert) raises an incident.
 - Every incident in the ledger, whoever raised it (a lockout at ``recorderctl`` sign-in, a refusal
   streak, a person's report of a loss), is published once as the transient alert
   ``alerts/incident`` with its ID, kind and summary: the ledger is the queue, so incidents raised by
-  other processes reach MQTT too.
+  other processes reach MQTT too. With several recorders, the leader publishes them (once).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class IncidentWatch:
         events: Events,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config, self.sessions, self.events, self.clock = config, sessions, events, clock
+        self.leads = leads
         self.published: set[str] = set()
         self.last_seq: int | None = None  # the ledger row read up to; None: not yet started
 
@@ -87,7 +90,9 @@ class IncidentWatch:
             )
 
     def verify(self) -> list[str]:
-        failed = run_checks(self.sessions, self.config.data_dir, at=self.clock())
+        failed = run_checks(
+            self.sessions, self.config.data_dir, at=self.clock(), node=self.config.node, chain=self.leads()
+        )
         if failed:
             log.warning("scheduled_verify_failed", failed=failed)
         return failed
@@ -103,7 +108,10 @@ class IncidentWatch:
                     next_verify = loop.time() + interval
                     await asyncio.to_thread(self.verify)
                 await asyncio.to_thread(self.check_clock)
-                await asyncio.to_thread(self.publish_new)
+                if self.leads():
+                    await asyncio.to_thread(self.publish_new)
+                else:
+                    self.last_seq = None  # when this node leads again: publish what is open then
             except Exception:  # one failed round never stops the daemon; the next one retries
                 log.exception("incident_watch_failed")
             await asyncio.sleep(POLL_S)

@@ -29,6 +29,7 @@ from recorderd.daemon.checks import StartupError, check_config
 from recorderd.daemon.diskpool import DISK_THREADS, DiskPool
 from recorderd.daemon.events import Events
 from recorderd.daemon.incidentwatch import IncidentWatch
+from recorderd.daemon.leader import Leadership
 from recorderd.daemon.metadata import MetadataWriter, utcnow
 from recorderd.daemon.monitor import Monitor
 from recorderd.daemon.recording import READ_LOW_WATER
@@ -85,11 +86,15 @@ class Daemon:
         self.agi_peers: PeerFilter | None = None  # set by run()
         self.agi_server: AgiServer | None = None
         self.checkpointer: Checkpointer | None = None
+        self.leadership: Leadership | None = None  # set by run(): catalogue-wide jobs (daemon/leader.py)
         self.audiosocket_server: AudioSocketServer | None = None
 
     def reload(self, config: Config, recipients: list[str]) -> None:
         """Apply a configuration that passed every check (checks.py): line rules, announcements and
-        recipients for calls that start from now on; calls in progress keep what they started with."""
+        recipients for calls that start from now on; calls in progress keep what they started with.
+        The node name stays what the daemon started with (its rows and its lock carry it)."""
+        if config.node != self.config.node:
+            config = config.model_copy(update={"node": self.config.node})
         self.config = config
         self.events.resolve("reload_rejected")
         if self._writer is not None:
@@ -110,22 +115,29 @@ class Daemon:
         config = self.config
         recipients = check_startup(config)
         try:
-            _engine, sessions = open_database(config.db_url)
+            engine, sessions = open_database(config.db_url, node=config.node)
         except Exception as exc:
             raise StartupError(f"database {config.db_url}: {exc}") from exc
-        report = recover(sessions, config.data_dir)
+        report = recover(sessions, config.data_dir, config.node)
         pool = DiskPool(threads=DISK_THREADS)
-        writer = MetadataWriter(sessions, on_stall=self._writer_stalled)
+        writer = MetadataWriter(sessions, node=config.node, on_stall=self._writer_stalled)
         writer.note("config_loaded", **config_summary(config, "start"))  # R8: config changes are ledgered
         self._writer = writer
         manager = CallManager(config, recipients, writer, pool, events=self.events,
                               media_clock=self._media_clock, tick_s=TICK_S / self._media_speed)  # fmt: skip
         self.manager = manager
-        self.reaper = reaper = Reaper(config, sessions, events=self.events)
+        self.leadership = leadership = Leadership(config, engine)
+        await leadership.start()
+
+        def leads() -> bool:
+            return leadership.leads
+
+        self.reaper = reaper = Reaper(config, sessions, events=self.events, leads=leads)
+        leadership.on_elected = reaper.wake
         reaper.disk.check()  # before the first call: a full disk refuses recordings from the start
         manager.recording_refusal = reaper.disk.refusal
         monitor = Monitor(config, notifier=self.notifier, events=self.events, calls=manager, writer=writer,
-                          sessions=sessions, link=self._link_status)  # fmt: skip
+                          sessions=sessions, link=self._link_status, cluster=leadership.status)  # fmt: skip
         self.monitor = monitor
         self.agi_peers = PeerFilter(config.agi.peer_networks())
         agi = AgiServer(manager.handle_agi, env_timeout=config.agi.env_timeout_s, accept=self.agi_peers)
@@ -150,11 +162,12 @@ class Daemon:
                 events_task = tg.create_task(self.events.run(), name="events")
                 monitor_task = tg.create_task(monitor.run(), name="monitor")
                 reaper_task = tg.create_task(reaper.run(), name="retention-reaper")
-                checkpointer = Checkpointer(config, sessions, writer, self.events)
+                leader_task = tg.create_task(leadership.run(), name="leader-election")
+                checkpointer = Checkpointer(config, sessions, writer, self.events, leads=leads)
                 self.checkpointer = checkpointer
                 checkpoint_task = tg.create_task(checkpointer.run(), name="ledger-checkpoints")
                 watch_task = tg.create_task(
-                    IncidentWatch(config, sessions, self.events).run(), name="incident-watch"
+                    IncidentWatch(config, sessions, self.events, leads=leads).run(), name="incident-watch"
                 )
                 ami_task = None
                 if config.ami.enabled:
@@ -174,6 +187,8 @@ class Daemon:
                     agi_port=agi.port,
                     audiosocket_port=spy.port,
                     advertise=manager.advertise,
+                    node=config.node,
+                    leader=leadership.leads,
                     recovered_rows=len(report.closed_rows),
                     orphan_files=len(report.orphan_files),
                 )
@@ -201,6 +216,7 @@ class Daemon:
                 monitor_task.cancel()
                 reaper_task.cancel()
                 watch_task.cancel()
+                leader_task.cancel()  # lets go of the lock: another node takes over at its next try
                 await self.events.aclose()  # retained "offline (stopped)", bounded
                 events_task.cancel()
                 log.info("stopped", sealed_recordings=sealed, metadata_backlog=writer.backlog)

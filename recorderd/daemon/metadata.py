@@ -42,8 +42,16 @@ def _duration(row: Call) -> float | None:
 
 
 class MetadataWriter:
-    def __init__(self, sessions: sessionmaker[Session], *, on_stall: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        node: str | None = None,
+        on_stall: Callable[[str], None] | None = None,
+    ):
         self._sessions = sessions
+        # Every call row says which recorder holds its file (several may share one catalogue).
+        self._node = {"node": node} if node is not None else {}
         self._queue: asyncio.Queue[_Op] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -110,11 +118,11 @@ class MetadataWriter:
                     entries.append(ledger.NewEntry(op.event, "recorderd", detail=op.fields))
                     continue
                 if op.insert:
-                    session.add(Call(id=op.call_id, **op.fields))
+                    session.add(Call(id=op.call_id, **self._node, **op.fields))
                     session.flush()
                 else:
                     session.execute(update(Call).where(Call.id == op.call_id).values(**op.fields))
-                entry = _ledger_entry(op)
+                entry = _ledger_entry(op, self._node)
                 if entry is not None:
                     entries.append(entry)
                 if {"ended_at", "answered_at"} & op.fields.keys():
@@ -126,12 +134,13 @@ class MetadataWriter:
             ledger.append_many(session, entries)
 
 
-def _ledger_entry(op: _Op) -> ledger.NewEntry | None:
+def _ledger_entry(op: _Op, node: dict[str, str]) -> ledger.NewEntry | None:
     """Recording created / finalised go into the ledger in the same commit as the row they describe.
     No numbers: the call row holds them; the ledger holds what happened, and the ciphertext's hash."""
     f = op.fields
     if op.insert and f.get("status") == RECORDING:
-        detail = {"direction": f.get("direction"), "line": f.get("line"), "audio_path": f.get("audio_path")}
+        detail = {"direction": f.get("direction"), "line": f.get("line"), "audio_path": f.get("audio_path"),
+                  **node}  # fmt: skip  # which recorder holds the file, when several share the ledger
         return ledger.NewEntry("recording_created", "recorderd", op.call_id, detail=detail)
     if "audio_sha256" in f:
         detail = {"status": f.get("status", "failed"), "sha256": f["audio_sha256"],

@@ -144,6 +144,7 @@ class Monitor:
         writer: WriterView,
         sessions: sessionmaker[Session],
         link: Callable[[], dict[str, object]],
+        cluster: Callable[[], dict[str, object]] | None = None,
         tick_s: float | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         monotonic: Callable[[], float] | None = None,
@@ -155,6 +156,7 @@ class Monitor:
         self.writer = writer
         self.sessions = sessions
         self.link = link
+        self.cluster = cluster or (lambda: {"node": config.node, "leader": True, "shared": False})
         wd = notifier.watchdog_s
         # Ping at least 4 times per watchdog period: one slow probe must not cost a restart.
         self.tick_s = tick_s if tick_s is not None else min(2.0, wd / 4) if wd else 2.0
@@ -336,6 +338,7 @@ class Monitor:
                 "last_ping": _iso(self.last_ping),
             },
             "ami": self.link(),
+            "cluster": self.cluster(),  # this node's name, and whether it runs the catalogue-wide jobs
             "calls_in_progress": self.calls.active,
             "accepting_calls": self.calls.accepting,
             "metadata": {"backlog": self.writer.backlog, "stalled": self.writer.stalled},

@@ -30,11 +30,15 @@ class RecoveryReport:
     orphan_files: list[Path] = field(default_factory=list)
 
 
-def recover(sessions: sessionmaker[Session], data_dir: Path) -> RecoveryReport:
+def recover(sessions: sessionmaker[Session], data_dir: Path, node: str | None = None) -> RecoveryReport:
+    """``node``: only this recorder's rows (others sharing the catalogue may be recording right now)."""
     report = RecoveryReport()
     parties: dict[str, dict[str, str | None]] = {}  # for the log lines: every line about a call names it
     with sessions.begin() as session:
-        for row in session.scalars(select(Call).where(Call.status == RECORDING)):
+        open_rows = select(Call).where(Call.status == RECORDING)
+        if node is not None:
+            open_rows = open_rows.where(Call.node == node)
+        for row in session.scalars(open_rows):
             final = data_dir / row.audio_path if row.audio_path else None
             part = final.with_name(final.name + ".part") if final else None
             notes = "closed at start-up; audio up to the last complete 64 KiB chunk can be salvaged"

@@ -11,13 +11,22 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorderd.config import Config
 from recorderd.errors import AccessError
 from storage.audio import au_to_wav, parse_au
 from storage.integrity import VerifyProblem, verify_catalogue  # re-exported: recorderctl verify
 from storage.models import Call
 from storage.vault import decrypt_file, salvage
 
-__all__ = ["Decrypted", "VerifyProblem", "call_path", "decrypt_recording", "export_wav", "verify_catalogue"]
+__all__ = [
+    "Decrypted",
+    "ElsewhereError",
+    "VerifyProblem",
+    "call_path",
+    "decrypt_recording",
+    "export_wav",
+    "verify_catalogue",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,30 @@ def export_wav(path: Path, identities: list[str], out: Path) -> Decrypted:
     return dec
 
 
-def call_path(row: Call, data_dir: Path) -> Path:
+class ElsewhereError(AccessError):
+    """The recording is held by another recorder whose files this one cannot reach."""
+
+
+def call_path(row: Call, config: Config) -> Path:
+    """Where a call's recording file is, seen from this recorder.
+
+    Several recorders share one catalogue; each keeps its own recordings (``calls.node``). Another
+    node's are reachable here only through shared storage named in ``[cluster] data_dirs`` (README,
+    "Several recorders"); otherwise this says which node holds the file instead of failing on a path.
+    """
     if row.audio_path is None:
         raise AccessError(f"call {row.id} has no audio (status {row.status})")
-    return data_dir / row.audio_path
+    root = config.node_data_dir(row.node)
+    if root is None:
+        raise ElsewhereError(
+            f"call {row.id}: the recording is held by node {row.node!r}, not reachable from node "
+            f"{config.node!r} ([cluster] data_dirs names no directory for it): play it on {row.node!r}, "
+            "or mount its data directory here"
+        )
+    path = root / row.audio_path  # a secondary store's absolute path stays as it is
+    if row.node != config.node and not path.parent.is_dir():
+        raise ElsewhereError(
+            f"call {row.id}: the recording is held by node {row.node!r}; its directory "
+            f"{path.parent} is not reachable from node {config.node!r} (shared storage not mounted?)"
+        )
+    return path

@@ -320,6 +320,8 @@ def create(
             "this export names no recipient age key, so its audio would be plain WAV: the console makes"
             " only encrypted copies; make this one on the recorder (recorderctl export create --out <medium>)"
         )
+    for row in rows:
+        call_path(row, config)  # held by a node out of reach: refused before anything is granted
     request_id = request_id or _new_id(config.zone)
     made = now or dt.datetime.now(dt.UTC)
     detail = {
@@ -406,7 +408,7 @@ def _build(
     audio: dict[str, bytes] = {}
     incomplete = []
     for row in rows:
-        path = call_path(row, config.data_dir)
+        path = call_path(row, config)
         # Authenticated decryption catches a changed byte; the catalogue hash also catches a file
         # swapped for another valid recording.
         if row.audio_sha256 and sha256_file(path) != row.audio_sha256:

@@ -81,6 +81,7 @@ class Retention:
     def __init__(self, config: Config, sessions: sessionmaker[Session]) -> None:
         self.config = config
         self.sessions = sessions
+        self.node = config.node  # deletions and moves: only the files this recorder holds
         self._lines = line_policies(config)
         self.batch = config.retention.batch_size
         ret = config.retention
@@ -162,7 +163,8 @@ class Retention:
             newest = s.scalar(select(func.max(Call.started_at)))
             last_pass = retention_log.get_time(s, "last_pass_at")
             confirmed = retention_log.get_time(s, "clock_confirmed_at")
-            any_audio = s.scalar(select(Call.id).where(Call.audio_path.is_not(None)).limit(1))
+            mine = and_(Call.audio_path.is_not(None), Call.node == self.node)
+            any_audio = s.scalar(select(Call.id).where(mine).limit(1))
         known = [t for t in (newest, last_pass, confirmed) if t is not None]
         if known:
             reference = max(known)
@@ -267,7 +269,8 @@ class Retention:
 
     # -- due work ----------------------------------------------------------------------------------
     def delete_batch(self, now: dt.datetime, cursor: Cursor) -> BatchResult:
-        live = and_(Call.audio_path.is_not(None), Call.status != RECORDING, ~is_held())
+        mine = and_(Call.audio_path.is_not(None), Call.node == self.node)
+        live = and_(mine, Call.status != RECORDING, ~is_held())
         rows = self._due(Call.expires_at, live, now, cursor)
         jobs = []
         for r in rows:
@@ -281,6 +284,7 @@ class Retention:
                     REAPER,
                     rule=self.rule_text(r.retention_policy),
                     detail=_facts(r),
+                    node=self.node,
                 )
             )
         result = BatchResult(erase.remove(self.sessions, jobs, now) if jobs else [])
@@ -288,7 +292,8 @@ class Retention:
 
     def move_batch(self, now: dt.datetime, cursor: Cursor) -> BatchResult:
         not_due = or_(Call.expires_at.is_(None), Call.expires_at > now)
-        live = and_(Call.audio_path.is_not(None), Call.status != RECORDING, not_due, ~is_held())
+        mine = and_(Call.audio_path.is_not(None), Call.node == self.node)
+        live = and_(mine, Call.status != RECORDING, not_due, ~is_held())
         rows = self._due(Call.move_at, live, now, cursor)
         jobs, skipped = [], 0
         stores = self.config.retention.stores
@@ -315,6 +320,7 @@ class Retention:
                     dst=dst,
                     store=nxt.store,
                     sha256=r.audio_sha256,
+                    node=self.node,
                 )
             )
         result = BatchResult(erase.move(self.sessions, jobs, now) if jobs else [], skipped=skipped)
@@ -346,6 +352,7 @@ class Retention:
                 rule=f"preservation {c.medium}: kept until {c.expires_at:%Y-%m-%d %H:%M}Z",
                 detail={"medium": c.medium, "sha256": c.sha256, "entry": c.id},
                 preservation_id=c.id,
+                node=self.node,
             )
             for c in present
         ]

@@ -66,8 +66,13 @@ class Reaper:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         events: EventSink | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leads``: whether this recorder runs the catalogue-wide share of a pass (policy and
+        expiries, the metadata purge) this time; several recorders on one catalogue elect one
+        (recorderd/daemon/leader.py). Each deletes and moves only its own files either way."""
         self.config = config
+        self.leads = leads
         self.sessions = sessions
         self.clock = clock
         self.events: EventSink = events or NoEvents()
@@ -78,6 +83,10 @@ class Reaper:
         self._wake = asyncio.Event()
         self._recovered = False
         self._waiters: list[asyncio.Future[PassReport]] = []
+
+    def wake(self) -> None:
+        """Start a pass now (e.g. this node just became the leader: its share is due)."""
+        self._wake.set()
 
     def reconfigure(self, config: Config) -> None:
         """A reload: the next pass (started now) applies the new policy and logs the change."""
@@ -126,9 +135,11 @@ class Reaper:
 
     async def _pass(self, now: dt.datetime) -> PassReport:
         report = PassReport(now)
-        ret = self.retention
         stale = None if not self._recovered else now - STALE_INTENT
-        for intent, verdict in await asyncio.to_thread(erase.recover, self.sessions, now, older_than=stale):
+        node = self.config.node
+        for intent, verdict in await asyncio.to_thread(
+            erase.recover, self.sessions, now, older_than=stale, node=node
+        ):
             log.warning(
                 "retention_intent_settled",
                 call_id=intent.call_id,
@@ -139,6 +150,15 @@ class Reaper:
             report.settled += 1
         self._recovered = True
 
+        leads = self.leads()
+        if leads:
+            await self._assign(report, now)
+        await self._reap(report, now, leads)
+        return report
+
+    async def _assign(self, report: PassReport, now: dt.datetime) -> None:
+        """The leader's share: a policy change, and expiries for every node's new rows."""
+        ret = self.retention
         change = await asyncio.to_thread(ret.begin_change, now)
         cursor: str | None = None
         while True:  # expiries: for new rows, or for every row after a policy change
@@ -152,13 +172,16 @@ class Reaper:
             self._policy_changed(detail)
             report.policy_changed, report.deferred = True, change.deferred
 
+    async def _reap(self, report: PassReport, now: dt.datetime, leads: bool) -> None:
+        """Deletions and moves of this node's files, copies on media mounted here; the purge if leading."""
+        ret = self.retention
         unsafe = await asyncio.to_thread(ret.safety, now)
         if unsafe is not None:
             kind, facts = unsafe
             log.error("retention_refused", reason=kind, **facts, note="nothing deleted or moved in this pass")
             self.events.alert(kind, **facts)
             report.refused = kind
-            return report
+            return
         for kind in SAFETY_ALERTS:
             self.events.resolve(kind)
 
@@ -177,7 +200,7 @@ class Reaper:
                 note="mount the medium, or destroy it and record that",
             )
         purge_cursor: Cursor = None
-        while True:
+        while leads:  # rows only, no file: once for the catalogue
             purged, purge_cursor, more = await asyncio.to_thread(ret.purge_batch, now, purge_cursor)
             await asyncio.sleep(BREATHE_S)
             report.purged += len(purged)
@@ -187,7 +210,6 @@ class Reaper:
                 break
         report.held_past_expiry = await asyncio.to_thread(ret.held_past_expiry, now)
         await asyncio.to_thread(ret.finish_pass, now)
-        return report
 
     async def _batches(
         self,

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from recorderd.dates import local_days
 from recorderd.errors import AccessError
@@ -22,7 +22,7 @@ from recorderd.records.audio import VerifyProblem, call_path, verify_catalogue
 from recorderd.records.play import deliver, find_call, no_one_may_play, open_key
 from recorderd.service.door import NotPermitted, Service
 from storage import holds, ledger
-from storage.catalog import list_calls
+from storage.catalog import list_calls, nodes_with_audio
 from storage.models import STATUSES, Call, Hold
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Heard",
     "Query",
     "Sealed",
+    "Verified",
     "copy",
     "load_identities",
     "no_one_may_play_raw",
@@ -161,7 +162,7 @@ def play(
         with svc.door(who, "calls.play") as t:
             why = _purpose(purpose)
             row = find_call(svc.sessions, call)
-            path = call_path(row, svc.config.data_dir)
+            path = call_path(row, svc.config)
             keys = identities() if identities is not None else open_key(svc.people, who)
             detail = {"purpose": why, "to": "player", "player": player[0]}
             entry = t.grant("played", call_id=row.id, detail=detail)
@@ -195,7 +196,7 @@ def play_sealed(svc: Service, who: Actor, call: str, purpose: str) -> Sealed:
         with svc.door(who, "calls.play_sealed") as t:
             why = _purpose(purpose)
             row = find_call(svc.sessions, call)
-            path = call_path(row, svc.config.data_dir)
+            path = call_path(row, svc.config)
             if not path.is_file():
                 raise AccessError(f"call {row.id}: the recording file is missing")
             try:
@@ -235,7 +236,7 @@ def copy(
         with svc.door(who, "calls.copy") as t:
             why = _purpose(purpose)
             row = find_call(svc.sessions, call)
-            path = call_path(row, svc.config.data_dir)
+            path = call_path(row, svc.config)
             keys = identities() if identities is not None else open_key(svc.people, who)
             detail = {"purpose": why, "to": "file", "file": str(out)}
             entry = t.grant("copied", call_id=row.id, detail=detail)
@@ -250,12 +251,26 @@ def copy(
         raise NotPermitted(f"{exc} ({hint}: recorderctl export instruct / export create)") from None
 
 
-def verify_files(svc: Service, who: Actor) -> tuple[int, list[VerifyProblem]]:
-    """Re-hash every recording file against the catalogue (no key needed)."""
+class Verified(NamedTuple):
+    checked: int
+    problems: list[VerifyProblem]
+    elsewhere: list[str]  # nodes holding recordings whose files this recorder cannot reach: not checked
+
+
+def verify_files(svc: Service, who: Actor) -> Verified:
+    """Re-hash every recording file against the catalogue (no key needed): this node's, and those of
+    other nodes whose data directory is mounted here ([cluster] data_dirs)."""
     with svc.door(who, "files.verify") as t:
         t.grant("viewed", detail={"what": "verify recording files"})
+        checked, problems, elsewhere = 0, list[VerifyProblem](), list[str]()
         with svc.sessions() as s:
-            checked, problems = verify_catalogue(s, svc.config.data_dir)
+            for node in nodes_with_audio(s):
+                root = svc.config.node_data_dir(node)
+                if root is None:
+                    elsewhere.append(node)
+                    continue
+                n, found = verify_catalogue(s, root, node=node)
+                checked, problems = checked + n, problems + found
         if problems:
             file_incident(svc.sessions, problems, at=svc.clock())
-        return checked, problems
+        return Verified(checked, problems, elsewhere)

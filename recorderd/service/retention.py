@@ -17,6 +17,7 @@ from recorderd.dates import local_days
 from recorderd.errors import AccessError
 from recorderd.numbers import normalise
 from recorderd.people.users import Actor
+from recorderd.records.audio import call_path
 from recorderd.retention.engine import Retention
 from recorderd.retention.report import catalogue as catalogue_lines
 from recorderd.retention.report import plan as plan_lines
@@ -154,10 +155,11 @@ def delete(
         elif row.audio_path is None:
             blocker = f"no audio to delete (deleted {row.audio_deleted_at or 'never recorded'})"
         if blocker is None and row.audio_path is not None:
+            path = call_path(row, svc.config)  # another node's file out of reach: refused, named
             job = erase.Job(
                 "delete",
                 row.id,
-                svc.config.data_dir / row.audio_path,
+                path,
                 row.audio_path,
                 "request_delete",
                 who.id,
@@ -172,6 +174,7 @@ def delete(
                     "bytes": row.audio_bytes,
                     "expires_at": row.expires_at,
                 },
+                node=svc.config.node,
             )
             [outcome] = erase.remove(svc.sessions, [job], now)
             if outcome.done:
@@ -227,7 +230,11 @@ def preserve_call(
         if not label:
             raise AccessError("name the medium: --medium LABEL (or [retention.preservation] medium)")
         req = Request(row.id, label, content, who.id, reason, reference, pres.policy, until)
-        entry = preserve(svc.sessions, req, data_dir=config.data_dir, store_dir=pres.dir, now=now)
+        # The recording may be held by another node: its data directory as seen from here, or a
+        # refusal naming that node.
+        source = call_path(row, config) if row.audio_path is not None else None
+        root = config.data_dir if source is None else config.node_data_dir(row.node) or config.data_dir
+        entry = preserve(svc.sessions, req, data_dir=root, store_dir=pres.dir, now=now)
         return Preserved(entry, label, until)
 
 

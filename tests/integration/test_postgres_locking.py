@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from storage import erase, holds
 from storage.db import open_database
+from storage.election import LeaderLock
 from support.postgres import Cluster
 from support.retention_seed import jst, seed
 from support.retention_seed import make_config as retention_config
@@ -60,3 +61,35 @@ def test_a_hold_committed_while_a_deletion_waits_wins(postgres: Cluster, tmp_pat
     [(claimed, refused)] = result
     assert claimed == [] and refused[0].note.startswith("held: ")
     assert call.path.exists()
+
+
+def test_one_leader_at_a_time_and_the_next_takes_over_when_its_connection_dies(postgres: Cluster) -> None:
+    url = postgres.new_database()
+    database = url.split("/", 3)[3].split("?")[0]
+    engine, _sessions = open_database(url)
+    first, second = LeaderLock(engine), LeaderLock(engine)
+    try:
+        assert first.try_acquire() and first.check() is None
+        assert not second.try_acquire() and not second.held  # never waits: tries again later
+        dsn = f"host={postgres.socket_dir} port={postgres.port} user=postgres dbname={database}"
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the leader's connection dies
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            )
+        why = first.check()
+        assert why is not None and not first.held  # it knows, and stops leading
+        assert second.try_acquire() and second.check() is None
+        assert not first.try_acquire()
+        second.release()
+        assert first.try_acquire()  # a node that stops lets go at once
+    finally:
+        first.release()
+        second.release()
+        engine.dispose()
+        postgres.drop(url)
+
+
+def test_on_sqlite_the_one_recorder_always_leads(tmp_path: Path) -> None:
+    engine, _sessions = open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    lock = LeaderLock(engine)
+    assert lock.try_acquire() and lock.held and lock.check() is None

@@ -401,3 +401,40 @@ def test_a_purge_batch_rechecks_every_row_under_the_lock(tmp_path: Path) -> None
         assert entry.call_id == ok and "0311112222" not in entry.detail
         [chained] = ledger.entries(s, kinds=["metadata_purged"])
         assert chained.call_id == ok and ledger.verify(s).ok
+
+
+async def test_each_node_reaps_only_its_own_files_and_only_the_leader_assigns(tmp_path: Path) -> None:
+    """Several recorders on one catalogue: a node deletes only the files it holds (the others' are on
+    their disks); expiries and the purge are the leader's share, done once for every node's rows."""
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    calls = seed(config, sessions, [(jst(2026, 1, d, 10), "general") for d in range(1, 5)])
+    theirs = {c.id for c in calls[:2]}
+    with sessions.begin() as s:
+        s.execute(update(Call).where(Call.id.in_(theirs)).values(node="hall-b"))
+    clock = Clock(jst(2026, 1, 30))
+    follower = await Reaper(config, sessions, clock=clock, events=Sink(), leads=lambda: False).run_pass()
+    assert (follower.assigned_batches, follower.deleted) == (0, 0)
+    assert all(getattr(row(sessions, c.id), "retention_policy", "") is None for c in calls)
+
+    leader = await Reaper(config, sessions, clock=clock, events=Sink()).run_pass()
+    assert leader.assigned_batches > 0 and leader.deleted == 2
+    for c in calls:
+        r = row(sessions, c.id)
+        assert r is not None and r.retention_policy == "short" and r.expires_at is not None
+        assert c.path.exists() is (c.id in theirs) and (r.audio_path is None) is (c.id not in theirs)
+
+
+def test_a_node_settles_only_the_intents_it_wrote(tmp_path: Path) -> None:
+    """An intent names the node on whose disk its file is: another node finding no file at that path
+    (it is not on its disk) must not take the deletion as done."""
+    config = config_for(tmp_path)
+    sessions = sessions_for(config)
+    [call] = seed(config, sessions, [(jst(2026, 1, 1, 10), "general")])
+    with immediate(sessions) as s:
+        s.add(RetentionIntent(path="/elsewhere/" + call.rel, call_id=call.id, op="delete", state="started",
+                              action="delete", actor="reaper", detail="{}", created_at=jst(2026, 1, 2),
+                              node="hall-b"))  # fmt: skip
+    assert erase.recover(sessions, jst(2026, 1, 3), node="hall-a") == []
+    [(_intent, verdict)] = erase.recover(sessions, jst(2026, 1, 3), node="hall-b")
+    assert verdict.startswith("finished")  # on hall-b the file is gone: its deletion completes there

@@ -28,6 +28,12 @@ def test_example_config_is_valid() -> None:
         ),
         ("[agi]\nlisten = 'localhost'\n", "agi.listen"),
         ("this is = = not toml", "not valid TOML"),
+        ("node = 'hall a'\n", "node: String should match pattern"),
+        ("node = ''\n", "node: String should match pattern"),
+        ("node = 7\n", "node: Input should be a valid string"),
+        ("[cluster]\nleader_retry_s = 0\n", "cluster.leader_retry_s"),
+        ("[cluster.data_dirs]\nhall-b = 'relative/dir'\n", "is not an absolute path"),
+        ("node = 'hall-a'\n[cluster.data_dirs]\nhall-a = '/srv/a'\n", "names this node"),
     ],
 )
 def test_bad_configs_name_the_problem(text: str, needle: str) -> None:
@@ -70,3 +76,11 @@ def test_recipients_file_missing_is_a_clear_error(tmp_path: Path) -> None:
         cfg.encryption.resolved_recipients()
     with pytest.raises(ConfigError, match="no age recipient"):
         parse_config("").encryption.resolved_recipients()
+
+
+def test_the_node_defaults_to_the_host_name_and_is_kept_when_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "rec hall#1.example.lg.jp")
+    assert parse_config("").node == "rec-hall-1"  # short name, what a node name may hold
+    cfg = parse_config("node = 'hall-b'\n[cluster.data_dirs]\nhall-a = '/srv/recorderd/hall-a'\n")
+    assert cfg.node == "hall-b" and cfg.node_data_dir("hall-b") == cfg.data_dir
+    assert cfg.node_data_dir("hall-a") == Path("/srv/recorderd/hall-a") and cfg.node_data_dir("x") is None

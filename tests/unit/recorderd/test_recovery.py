@@ -95,3 +95,21 @@ def test_orphans_are_what_no_row_points_at_in_any_batch(tmp_path: Path) -> None:
         f.write_bytes(b"x")
     for batch in (1, 2, 500):
         assert sorted(orphans(sessions, data, batch=batch)) == sorted(stray)
+
+
+def test_only_this_nodes_rows_are_closed(tmp_path: Path) -> None:
+    """Several recorders share a catalogue: a node starting up must not close another node's calls,
+    which may be recording right now."""
+    data = tmp_path / "data"
+    data.mkdir()
+    sessions = catalogue(data)
+    add_row(sessions, "mine", None)
+    add_row(sessions, "theirs", None)
+    with sessions.begin() as s:
+        s.get_one(Call, "mine").node = "hall-a"
+        s.get_one(Call, "theirs").node = "hall-b"
+    report = recover(sessions, data, "hall-a")
+    assert report.closed_rows == ["mine"]
+    with sessions() as s:
+        assert s.get_one(Call, "mine").status == "incomplete"
+        assert s.get_one(Call, "theirs").status == "recording"

@@ -295,3 +295,15 @@ def test_a_status_file_padded_for_in_place_rewrites_reads_back(tmp_path: Path) -
     write_atomically(path, json.dumps(status_body()).encode())
     assert path.stat().st_size == STATUS_RESERVE  # the room a full disk's rewrite needs
     assert read_status(tmp_path)["state"] == "running"
+
+
+def test_a_node_sharing_a_catalogue_says_whether_it_leads(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.data_dir.mkdir(parents=True)
+    for leads, said in ((False, "hall-b, not the leader"), (True, "hall-b, leader (runs the catalogue-wide")):
+        body = status_body(cluster={"node": "hall-b", "leader": leads, "shared": True})
+        (config.data_dir / STATUS_FILE).write_text(json.dumps(body))
+        _summary, lines, _code = report(config, now=NOW + dt.timedelta(seconds=3))
+        assert any(line.strip().startswith("node:") and said in line for line in lines), lines
+    (config.data_dir / STATUS_FILE).write_text(json.dumps(status_body()))  # one recorder: no such line
+    assert not any(line.strip().startswith("node:") for line in report(config, now=NOW)[1])

@@ -43,3 +43,17 @@ def test_the_oldest_catalogue_upgrades_to_the_newest_with_its_rows(tmp_path: Pat
         return {t: sorted(c["name"] for c in insp.get_columns(t)) for t in sorted(insp.get_table_names())}
 
     assert shape(engine) == shape(fresh)
+
+
+def test_rows_written_before_the_node_column_get_the_migrating_recorders_node(tmp_path: Path) -> None:
+    url = backend.url(tmp_path, "old")
+    engine = make_engine(url)
+    command.upgrade(alembic_config(engine), "0004")
+    calls = table(
+        "calls", column("id"), column("direction"), column("started_at", UtcDateTime()), column("status")
+    )
+    with engine.begin() as conn:
+        conn.execute(calls.insert().values(id="c1", direction="inbound", started_at=T0, status="completed"))
+    open_database(url, node="hall-a")  # the recorder that upgrades, under its configured name
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT node FROM calls")).scalar_one() == "hall-a"
