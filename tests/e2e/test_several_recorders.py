@@ -233,7 +233,12 @@ async def test_a_hold_placed_through_one_node_beats_a_deletion_on_the_other(
 
     svc_b = Service(b.config, sessions)  # recorderctl calls delete on hall-b: refused, the hold named
     result = retention_service.delete(
-        svc_b, svc_b.sign_in("boss", "boss-password"), held, request="D-9", reason="本人からの削除請求"
+        svc_b,
+        svc_b.sign_in("boss", "boss-password"),
+        held,
+        request="D-9",
+        reason="本人からの削除請求",
+        requester=retention_service.Requester("山田花子", "06-1234-5678"),
     )
     assert not result.done and "K-14" in result.note
     assert (b.data_dir / kept.audio_path).is_file()

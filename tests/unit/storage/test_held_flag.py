@@ -23,9 +23,14 @@ T0 = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
 IDS = [f"c0ffee00-0000-4000-8000-00000000000{i}" for i in range(3)]
 
 
-def _calls() -> TableClause:
+def _calls(*extra: str) -> TableClause:
     return table(
-        "calls", column("id"), column("direction"), column("started_at", UtcDateTime()), column("status")
+        "calls",
+        column("id"),
+        column("direction"),
+        column("started_at", UtcDateTime()),
+        column("status"),
+        *(column(name) for name in extra),
     )
 
 
@@ -33,8 +38,9 @@ def test_the_flag_follows_every_placement_and_release(tmp_path: Path) -> None:
     _engine, sessions = open_database(backend.url(tmp_path))
     with sessions.begin() as s:
         for i, cid in enumerate(IDS):
-            s.execute(_calls().insert().values(id=cid, direction="inbound", status="completed",
-                                               started_at=T0 + dt.timedelta(minutes=i)))  # fmt: skip
+            s.execute(_calls("node").insert().values(id=cid, direction="inbound", status="completed",
+                                                     node="hall-a",  # the current schema's (0006)
+                                                     started_at=T0 + dt.timedelta(minutes=i)))  # fmt: skip
 
     def found(held: bool) -> list[str]:
         with sessions() as s:
