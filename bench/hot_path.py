@@ -142,8 +142,10 @@ class Bench:
             ticked.wait(60)
 
     def _tick_then(self, mark: bool, done: threading.Event) -> None:
-        self.tick_all(mark)
-        done.set()
+        try:
+            self.tick_all(mark)
+        finally:
+            done.set()
 
 
 class _CountingPeer:
@@ -158,6 +160,9 @@ class _CountingPeer:
 
     def read_batched(self) -> None:
         self._peer.read_batched()
+
+    def behind(self) -> int:  # absent from trees before it: the timeline then does not ask
+        return int(self._peer.behind())
 
 
 def main(argv: list[str] | None = None) -> int:
