@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     load = loadavg()
     runs: list[Run] = []
     work = Path(tempfile.mkdtemp(prefix="bench-host-"))
-    lane = HostLane(work, args.call_seconds)
+    lane = HostLane(work, args.call_seconds, max(int(x) for x in args.calls.split(",")))
     try:
         lane.start()
         for n in (int(x) for x in args.calls.split(",")):
