@@ -115,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--call-seconds", type=float, default=20.0, help="length of each call after the answer")
     p.add_argument("--doc", default=str(DOC), help="where to write the figures ('-': nowhere)")
     p.add_argument("--section", default="host_cost")
+    p.add_argument("--ami-whitelist", action="store_true",
+                   help="experiment: AMI passes only the events recorderd reads")  # fmt: skip
     p.add_argument("--note", default="", help="a line to put above the table")
     args = p.parse_args(argv)
     load = loadavg()
     runs: list[Run] = []
     work = Path(tempfile.mkdtemp(prefix="bench-host-"))
-    lane = HostLane(work, args.call_seconds, max(int(x) for x in args.calls.split(",")))
+    lane = HostLane(work, args.call_seconds, max(int(x) for x in args.calls.split(",")), args.ami_whitelist)
     try:
         lane.start()
         for n in (int(x) for x in args.calls.split(",")):

@@ -33,6 +33,10 @@ from tests.support.sipp import SIPP, Spurt, uac_scenario, write_rtp_pcap
 MODES = ("unrecorded", "mixmonitor", "recorderd")
 NUMBERS = {"unrecorded": "0611110001", "mixmonitor": "0611110002", "recorderd": "0611110003"}
 AGENT_SPEAKS_S = 2.0
+# What recorderd/daemon/amitrack.py and calls.py read (Newchannel: the channel seen before the AGI).
+AMI_WHITELIST = (
+    "^Event: (Newchannel|Newstate|BridgeEnter|BridgeLeave|BridgeDestroy|Hangup|ChanSpyStart)[[:space:]]"
+)
 SETUP_RATE = 20  # calls per second
 
 
@@ -48,7 +52,7 @@ def sound_ratio(pcm: bytes) -> float:
 
 
 class HostLane:
-    def __init__(self, work: Path, call_s: float, max_calls: int) -> None:
+    def __init__(self, work: Path, call_s: float, max_calls: int, ami_whitelist: bool = False) -> None:
         prefix, why = find_prefix()
         if prefix is None:
             raise SystemExit(f"no real PBX: {why}")
@@ -85,6 +89,10 @@ exten => _X.,1,Goto(recorderd-in,${{EXTEN}},1)
         secret = os.urandom(12).hex()
         self.pbx = Asterisk(prefix, self.ports, ami_secret=secret, extensions=extensions,
                             sounds={"lane/agent-speech": agent})  # fmt: skip
+        if ami_whitelist:  # an experiment: only the events recorderd reads reach its AMI session
+            manager = self.pbx.etc / "manager.conf"
+            kept = [line for line in manager.read_text().splitlines() if not line.startswith("eventfilter")]
+            manager.write_text("\n".join([*kept, f"eventfilter = {AMI_WHITELIST}", ""]))
         # The lane's 20 RTP ports serve 10 calls: one RTP + RTCP pair per SIP channel, and some room.
         rtp = free_udp_port(max_calls + 10)
         end = rtp + 2 * max_calls + 19
