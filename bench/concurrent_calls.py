@@ -555,8 +555,9 @@ def report(results: list[Result], seconds: float, settle: float = SETTLE_S) -> s
             )
         if r.silence_frames:
             notes.append(
-                f"- N={r.calls}: {r.silence_frames:,} silent frames added by the real timeline (the"
-                " generator's stream paused for 250 ms or more)"
+                f"- N={r.calls}: {r.silence_frames:,} silent frames stored by the real timeline (from"
+                " each call's last frame to its hang-up being handled, and wherever no frame came for"
+                " 250 ms or more)"
             )
         if r.dropped_at_source:
             notes.append(

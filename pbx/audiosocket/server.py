@@ -83,6 +83,12 @@ class AudioSocketPeer:
         """Back to the server's low-water mark (if it has one)."""
         self._proto.read_batched()
 
+    def behind(self) -> int:
+        """If the kernel holds what already makes this connection readable (its low-water mark, or
+        any byte when reading promptly), the event loop has not got to it yet: the audio payload
+        bytes waiting (20 ms frames assumed, as ``read_promptly``). Else 0. One ioctl."""
+        return self._proto.behind()
+
 
 OnConnect = Callable[[uuid.UUID, AudioSocketPeer], AudioSocketHandler | None]
 
@@ -236,16 +242,30 @@ class _Connection(asyncio.BufferedProtocol):
         if not self._prompt and self._server._read_low_water and not self._low_water:
             self._set_low_water(1)  # the mark was applied: take it away
         self._prompt = True
-        waiting = self._parser.pending
-        sock = self._socket()
-        if sock is not None:
-            try:
-                raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-                waiting += struct.unpack("i", raw)[0]
-            except (OSError, ValueError) as exc:
-                log.debug("AudioSocket %s: FIONREAD failed: %s", self.peername, exc)
+        waiting = self._parser.pending + self._unread()
         frames = -(-waiting // 323)
         return max(0, waiting - 3 * frames)
+
+    def _unread(self) -> int:
+        """Bytes waiting in the kernel's receive queue (FIONREAD); 0 if that cannot be known."""
+        sock = self._socket()
+        if sock is None:
+            return 0
+        try:
+            raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError) as exc:
+            log.debug("AudioSocket %s: FIONREAD failed: %s", self.peername, exc)
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
+    def behind(self) -> int:
+        if self._ended:
+            return 0
+        batched = self._server._read_low_water and not self._low_water and not self._prompt
+        unread = self._unread()
+        if unread < (self._server._read_low_water if batched else 1):
+            return 0
+        return unread - 3 * -(-unread // 323)
 
     def read_batched(self) -> None:
         if not self._prompt or self._ended:

@@ -144,16 +144,19 @@ class Recording:
         else:
             assert self._clock is not None
             place = timeline.audio(self._clock(), len(payload))
-            if place.silence or place.dropped_from < len(payload):
-                view = memoryview(payload)
-                self._buf += view[: place.head]
-                self._silence(place.silence)
-                self._buf += view[place.head : place.dropped_from]
-            else:
+            if place is None:  # the common case: in place, whole
                 self._buf += payload
+            else:
+                if place.silence or place.dropped_from < len(payload):
+                    view = memoryview(payload)
+                    self._buf += view[: place.head]
+                    self._silence(place.silence)
+                    self._buf += view[place.head : place.dropped_from]
+                else:
+                    self._buf += payload
+                if place.batched and self._peer is not None:
+                    self._peer.read_batched()
             self.audio_bytes = timeline.position
-            if place.batched and self._peer is not None:
-                self._peer.read_batched()
         if len(self._buf) >= FLUSH_BYTES:
             self._flush()
 
@@ -162,7 +165,7 @@ class Recording:
         timeline = self.timeline
         if timeline is None or self._closed:
             return
-        step = timeline.tick(now)
+        step = timeline.tick(now, self._peer.behind if self._peer is not None else None)
         if step.read_promptly:
             timeline.backlog(self._peer.read_promptly() if self._peer is not None else 0)
         if step.silence:

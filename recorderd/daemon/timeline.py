@@ -19,6 +19,16 @@ follow, all pure functions of the times passed in (the clock is the caller's):
   socket to read promptly and reports how much was waiting (``backlog``): those bytes are placed
   end to end. Once they are in, the pause is filled with silence on every tick as it happens,
   ``jitter_s`` behind the clock; the first fresh frame (read promptly now) fills the rest exactly.
+* **Behind is not quiet**: the event loop itself may serve a readable socket late (hundreds of
+  milliseconds at thousands of calls). Frames then wait in the kernel, not at the PBX; taken for a
+  pause, they would be placed after silence and then dropped as ahead of the clock. So before
+  treating a spell without reads as a pause, and before each fill, the caller's ``behind()`` says
+  whether the socket already holds what would wake the reader (and how much: ``behind()`` returns
+  those audio bytes, 0 when not behind); if so, nothing happens until it has been read. Nor is that
+  batch's late arrival taken as the time of its last frame: what was waiting at the tick ended
+  by then, and only what came after it can have arrived later (``now`` becomes the tick's time plus
+  the bytes that came since, at most the read's time). So a pause before the batch keeps its length
+  and one after it is filled as it happens, to within a tick, below the gap threshold.
 * **Never ahead**: the recording never runs ahead of the clock by more than the jitter allowance.
   Frames arriving faster than real time (a peer's clock running fast, a flood) are dropped beyond
   it, so a call's memory and disk work are bounded by its duration, whatever the peer sends.
@@ -31,6 +41,7 @@ kernel held back before it land just before the next spurt instead of just after
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 BYTES_PER_SECOND = 16000  # slin16, 8 kHz, per channel
@@ -90,6 +101,8 @@ class Timeline:
         self.state = STREAMING
         self._last = 0.0  # clock time of the last batch (or of entering DRAINING)
         self._backlog = 0  # bytes still due that belong before the current pause
+        self._behind_at: float | None = None  # a tick found the socket readable and unread then,
+        self._behind_bytes = 0  # ... with this much audio waiting: the next batch was read late
 
     @property
     def started(self) -> bool:
@@ -109,8 +122,28 @@ class Timeline:
         assert self._t0 is not None
         return self._even(int((now - self._t0) * self._bps))
 
-    def audio(self, now: float, nbytes: int) -> Placement:
-        """A batch of ``nbytes`` whose last frame arrived at ``now``."""
+    def audio(self, now: float, nbytes: int) -> Placement | None:
+        """A batch of ``nbytes`` whose last frame arrived at ``now``; None: store it whole.
+
+        None is the common case (audio flowing, the batch where the clock expects it), answered
+        without building a ``Placement``: this runs for every read of every call."""
+        t0 = self._t0
+        ended = now
+        if self._behind_at is not None:  # read late: when did its audio really end?
+            ended = min(now, self._behind_at + max(0, nbytes - self._behind_bytes) / self._bps)
+            self._behind_at = None
+        if t0 is not None and self.state is STREAMING and ended == now:  # no backlog is pending
+            ideal = int((now - t0) * self._bps) & ~1
+            end = self.position + nbytes
+            if ideal - end < self._gap and end <= ideal + self._jitter:
+                self.position = end
+                self._last = now
+                return None
+        return self._place(now, nbytes, ended)
+
+    def _place(self, now: float, nbytes: int, ended: float) -> Placement:
+        """``audio`` when the batch needs silence before it, dropping, or follows a quiet spell;
+        ``ended``: when its last frame arrived (``now`` unless it was read late)."""
         if self._t0 is None:
             self._t0 = now - nbytes / self._bps
         fresh_after_quiet = self.state != STREAMING
@@ -120,7 +153,7 @@ class Timeline:
         ideal = self._ideal(now)
         silence = 0
         if rest:
-            deficit = ideal - rest - (self.position + head)
+            deficit = self._ideal(ended) - rest - (self.position + head)
             # Read promptly after a quiet spell, the arrival time is exact: fill any real pause.
             threshold = self._frame if fresh_after_quiet else self._gap
             if deficit >= threshold:
@@ -140,9 +173,16 @@ class Timeline:
             self.state, self._backlog, batched = STREAMING, 0, True
         return Placement(head, silence, tail, batched)
 
-    def tick(self, now: float) -> Tick:
-        """Called every ``TICK_S`` or so: notice a pause and fill it as it happens."""
+    def tick(self, now: float, behind: Callable[[], int] | None = None) -> Tick:
+        """Called every ``TICK_S`` or so: notice a pause and fill it as it happens.
+
+        ``behind()``: the audio bytes waiting in the socket if they already make it readable (the
+        loop has not got to it yet), else 0. Asked only when a pause is suspected (a system call)."""
         if self._t0 is None or now - self._last < self.quiet_s:
+            return _NOTHING
+        if behind is not None and (waiting := behind()):
+            if self._behind_at is None:  # the audio is in the kernel, the delay is ours: read it first
+                self._behind_at, self._behind_bytes = now, waiting
             return _NOTHING
         if self.state == STREAMING:
             self.state, self._last = DRAINING, now

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import concurrent_calls, encryption, reaper_pass, startup
+from bench import concurrent_calls, encryption, hot_path, reaper_pass, startup
 from bench.common import Section, percentile, write_section
 from bench.profile_summary import summarise
 
@@ -30,6 +30,16 @@ def test_concurrent_calls_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert 0 < r["rss"] < 2048 and r["daemon_cpu"] >= 0
     text = doc.read_text()
     assert "<!-- bench:concurrent_calls:start -->" in text and "Largest N that keeps up" in text
+
+
+def test_hot_path_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--calls", "20", "--rounds", "14", "--repeat", "1", "--mode", "none,timeline,timeline-late"]
+    assert hot_path.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["none", "timeline", "timeline-late"]
+    assert all("µs CPU per frame" in line for line in lines)
+    assert "prompt reads 0" in lines[1]  # audio flowing: the timeline never reads promptly
+    assert "prompt reads 0" not in lines[2]  # pauses: it does
 
 
 def test_encryption_smoke(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -181,6 +182,43 @@ def test_read_promptly_hands_over_what_the_mark_held_and_says_how_much(loop_name
         assert b"".join(h.payloads) == b"".join(frames)
         assert peer.read_promptly() == 0  # ended: nothing, no error
         w.close()
+        await server.close()
+
+    run_on(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_behind_says_when_the_kernel_holds_what_would_wake_the_reader(loop_name: str) -> None:
+    """The timeline asks this before taking a spell without reads for a pause: bytes that already
+    make the socket readable mean the loop is late, not the PBX quiet. The writes below come from
+    a blocking socket in the loop's own thread, so the loop cannot read them in between."""
+
+    async def main() -> None:
+        handlers = Handlers()
+        server = await _server(handlers)
+        u = uuid.uuid4()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+        sock.setblocking(True)
+        sock.sendall(encode_uuid(u) + encode_audio(b"\1" * 320))
+        h = await handlers.get(u)
+        await h.got.wait()  # the first frame is in: the low-water mark is set
+        peer = handlers.peers[u]
+        assert peer.behind() == 0
+        sock.sendall(encode_audio(b"\2" * 320) * 4)
+        assert peer.behind() == 0  # below the mark: the kernel would not wake the reader
+        sock.sendall(encode_audio(b"\3" * 320) * 6)
+        assert peer.behind() == 10 * 320  # readable, not read yet
+        await _until(lambda: len(b"".join(h.payloads)) == 11 * 320)
+        assert peer.behind() == 0
+        peer.read_promptly()
+        sock.sendall(encode_audio(b"\4" * 320))
+        assert peer.behind() == 320  # reading promptly: any byte makes it readable
+        await _until(lambda: len(b"".join(h.payloads)) == 12 * 320)
+        sock.close()
+        assert await h.closed is None
+        assert peer.behind() == 0  # ended: nothing, no error
         await server.close()
 
     run_on(loop_name, main)
