@@ -1,6 +1,10 @@
 """Concurrent real-time calls into one daemon process pinned to one core (issue 6, part 1).
 
     python -m bench.concurrent_calls --calls 100,500,1000,2000 --seconds 30
+    python -m bench.concurrent_calls --calls 100,500,1000,2000 --seconds 30 --postgres
+
+``--postgres`` puts the catalogue on a throwaway PostgreSQL cluster (bench/postgres.py) whose server
+runs on the load generator's core; ``--database-url`` on a database of your own.
 
 For each N: a fresh data directory and key, the daemon (``bench.daemon_proc``: recorderd's own
 ``Daemon`` as ``recorderd run`` starts it, plus per-chunk timing probes) in its own process pinned
@@ -9,7 +13,8 @@ to core 0, and this load generator pinned to core 1. The generator plays Asteris
 * **AGI, for real**: per call a FastAGI connection with an outbound call's environment; it answers
   the daemon's ``EXEC Originate AudioSocket/…`` (parsing the call id from the dial string),
   ``GET VARIABLE ORIGINATE_STATUS`` (SUCCESS) and the ``SET VARIABLE``s, then ``HANGUP`` + FIN.
-  So the daemon's call path runs whole: policy, metadata rows (SQLite), key wrapping, the spy wait.
+  So the daemon's call path runs whole: policy, metadata rows (SQLite or PostgreSQL), key wrapping,
+  the spy wait.
 * **AudioSocket, for real**: per call a loopback TCP connection that sends the UUID, then one
   20 ms frame (320 bytes slin) every 20 ms, paced by a clock, calls spread evenly over the 20 ms
   (as independent channels are), until hang-up (FIN).
@@ -35,7 +40,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import func, select
 
 from bench.common import (
     DOC,
@@ -64,8 +69,12 @@ from bench.common import (
     table,
     write_section,
 )
+from bench.postgres import Catalogue, add_arguments, catalogue, config_line, sqlalchemy_url
 from storage.age import generate_identity
 from storage.audio import parse_au
+from storage.db import open_database
+from storage.models import COMPLETED, UNVERIFIED
+from storage.models import Call as CallRow
 from storage.vault import decrypt_file
 
 FRAME_PAYLOAD = 320
@@ -336,6 +345,7 @@ class Result:
     skipped: int = 0  # 2 ms phases the generator skipped in the window (its own overload)
     failures: dict[str, int] = field(default_factory=dict)
     loop: str = ""
+    backend: str = "sqlite"  # the catalogue: sqlite or postgresql
 
     @property
     def lost(self) -> int:
@@ -374,8 +384,9 @@ def _stats(samples: list[list[int]], start: int, end: int) -> tuple[tuple[float,
     return (percentile(values, 50), percentile(values, 99), max(values)), len(values)
 
 
-def verify(data_dir: Path, identity: str, calls: list[Call], result: Result) -> None:
-    """Decrypt every recording and check its frames: count, order."""
+def verify(data_dir: Path, identity: str, calls: list[Call], result: Result, db_url: str = "") -> None:
+    """Decrypt every recording and check its frames: count, order; count the run's sealed rows in
+    the catalogue (``db_url``; empty: the SQLite file in ``data_dir``)."""
     for call in calls:
         if call.call_id is None:
             continue
@@ -410,13 +421,17 @@ def verify(data_dir: Path, identity: str, calls: list[Call], result: Result) -> 
                 or (call.dropped == 0 and call.first_tick is not None and int(ticks[0]) != call.first_tick)
             ):
                 result.misordered_files += 1
-    db = data_dir / "recorderd.db"
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        # AMI is not exercised here, so no call can be corroborated: sealed calls are "unverified".
-        row = conn.execute(
-            "SELECT count(*) FROM calls WHERE status IN ('completed', 'unverified')"
-        ).fetchone()
-        result.completed_rows = int(row[0])
+    engine, sessions = open_database(sqlalchemy_url(db_url, data_dir), migrate=False)
+    ids = [c.call_id for c in calls if c.call_id is not None]
+    try:
+        with sessions() as s:
+            # AMI is not exercised here, so no call can be corroborated: sealed calls are "unverified".
+            # Only this run's calls: a database given by URL may hold earlier runs'.
+            query = select(func.count()).select_from(CallRow)
+            query = query.where(CallRow.status.in_((COMPLETED, UNVERIFIED)), CallRow.id.in_(ids))
+            result.completed_rows = int(s.execute(query).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def run_one(
@@ -427,13 +442,16 @@ def run_one(
     loop_name: str,
     profile: Path | None = None,
     settle: float = SETTLE_S,
+    db: Catalogue | None = None,
 ) -> Result:
     identity, recipient = generate_identity()
     run_dir = Path(tempfile.mkdtemp(prefix=f"n{n}-", dir=root))  # N may be given twice: runs apart
     data_dir = run_dir / "data"
     data_dir.mkdir(parents=True)
     config = run_dir / "recorderd.toml"
-    config.write_text(CONFIG.format(data_dir=data_dir, recipient=recipient), encoding="utf-8")
+    db_url = db.fresh() if db else ""
+    text = config_line(db_url) + CONFIG.format(data_dir=data_dir, recipient=recipient)
+    config.write_text(text, encoding="utf-8")
     probes = run_dir / "probes.json"
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, RECORDERD_EVENT_LOOP=loop_name, PYTHONPATH=path)
@@ -446,7 +464,7 @@ def run_one(
     try:
         assert proc.stdout is not None
         ready = json.loads(proc.stdout.readline())
-        result = Result(n, 0, loop=ready.get("loop", "?"))
+        result = Result(n, 0, loop=ready.get("loop", "?"), backend=db.name if db else "sqlite")
         time.sleep(0.5)
         result.rss_idle = rss_mib(proc.pid)[0]
         gen = LoadGenerator(ready["agi_port"], n, rate)
@@ -503,7 +521,7 @@ def run_one(
     if forced:
         result.forced_gc = (forced[-1][1] / 1e6, forced[-1][2])
     result.failures = dict(gen.failures)
-    verify(data_dir, identity, gen.calls, result)
+    verify(data_dir, identity, gen.calls, result, db_url)
     return result
 
 
@@ -531,7 +549,7 @@ def _fmt(t: tuple[float, ...]) -> str:
     return " / ".join(f"{v:.1f}" for v in t)
 
 
-def report(results: list[Result], seconds: float, settle: float = SETTLE_S) -> str:
+def report(results: list[Result], seconds: float, settle: float = SETTLE_S, backend: str = "") -> str:
     rows = []
     for r in results:
         per_call = (r.rss - r.rss_idle) * 1024 / r.calls if r.calls else 0.0
@@ -571,7 +589,8 @@ def report(results: list[Result], seconds: float, settle: float = SETTLE_S) -> s
         rows,
     )  # fmt: skip
     return (
-        f"Event loop: `{results[0].loop if results else '?'}`. Steady-state window {seconds:g} s per row, "
+        (backend + "\n\n" if backend else "")
+        + f"Event loop: `{results[0].loop if results else '?'}`. Steady-state window {seconds:g} s per row, "
         f"starting {settle:g} s after the last call was set up.\n\n{body}\n\n"
         f"**Largest N that keeps up: {best}** (zero lost frames, every call set up and streaming at "
         f"50 frames/s, daemon CPU < 95 % of its core, arrival p99 < {ARRIVAL_P99_LIMIT_MS:g} ms, "
@@ -592,20 +611,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doc", default=str(DOC), help="where to write the figures ('-': nowhere)")
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     p.add_argument("--profile", help="directory for py-spy collapsed stacks of the daemon, one per N")
-    p.add_argument("--section", default="concurrent_calls", help="the block of the doc to (re)write")
+    p.add_argument(
+        "--section",
+        help="the block of the doc to (re)write (default: concurrent_calls, "
+        "concurrent_calls_postgresql on PostgreSQL)",
+    )
+    add_arguments(p)
     p.add_argument("--note", default="", help="a line to put above the table (e.g. which tree ran)")
     args = p.parse_args(argv)
     load = loadavg()
     pin({LOADGEN_CORE})
     sys.setswitchinterval(0.0005)  # the media thread must not wait 5 ms for the GIL during set-up
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-calls-", dir=args.dir) as tmp:
+    # After pin(): a PostgreSQL server started here inherits the load generator's core.
+    with tempfile.TemporaryDirectory(prefix="bench-calls-", dir=args.dir) as tmp, catalogue(args) as db:
+        backend = db.describe(DAEMON_CORE, LOADGEN_CORE)
+        print(backend, flush=True)
         for n in (int(x) for x in args.calls.split(",")):
             profile = Path(args.profile) if args.profile else None
-            r = run_one(n, args.seconds, args.rate, Path(tmp), args.loop, profile, args.settle)
+            r = run_one(n, args.seconds, args.rate, Path(tmp), args.loop, profile, args.settle, db)
             results.append(r)
             print(
-                f"N={n}: lost {r.lost} of {r.generated}, daemon CPU {r.daemon_cpu:.0f} % "
+                f"N={n} on {r.backend}: lost {r.lost} of {r.generated}, daemon CPU {r.daemon_cpu:.0f} % "
                 f"(loop {r.loop_cpu:.0f} %), µs/frame {_fmt(r.us_per_frame)}, "
                 f"arrival p50/p99/max {_fmt(r.arrival)} ms, to disk thread {_fmt(r.handoff)} ms, "
                 f"durable {_fmt(r.durable)} ms (in the disk thread {_fmt(r.write)} ms), "
@@ -619,8 +646,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([r.__dict__ | {"lost": r.lost, "keeps_up": r.keeps_up} for r in results]))
     if args.doc != "-":
-        text = (args.note + "\n\n" if args.note else "") + report(results, args.seconds, args.settle)
-        write_section(Section(args.section, text, load), Path(args.doc))
+        text = (args.note + "\n\n" if args.note else "") + report(results, args.seconds, args.settle, backend)
+        section = args.section or (
+            "concurrent_calls" if db.name == "sqlite" else f"concurrent_calls_{db.name}"
+        )
+        write_section(Section(section, text, load), Path(args.doc))
     return 0
 
 

@@ -2,8 +2,12 @@
 daemon while live calls stream into it.
 
     python -m bench.reaper_pass --calls 1000000 --due 0.1 --live 200
+    python -m bench.reaper_pass --calls 1000000 --due 0.1 --live 200 --postgres
 
-1. **Seed** a data directory: ``--calls`` finished calls in SQLite (recorderd's schema, through its
+``--postgres``: the catalogue on a throwaway PostgreSQL cluster (bench/postgres.py), its server on the
+load generator's core; seeding, the pass, the plan and the checks all run against it.
+
+1. **Seed** a data directory: ``--calls`` finished calls in the catalogue (recorderd's schema, through its
    migrations), the oldest ``--due`` fraction older than the 31-day policy below and each backed by
    a file (a stand-in for its ciphertext: only due files are ever opened); the catalogue as a daemon
    without a retention policy has left it (policy "" on every row, that configuration applied).
@@ -32,7 +36,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select, text
 
 from bench.common import (
     DOC,
@@ -60,6 +63,7 @@ from bench.common import (
 from bench.concurrent_calls import CONFIG, DAEMON_CORE, LOADGEN_CORE, LoadGenerator
 from bench.concurrent_calls import Result as CallsResult
 from bench.concurrent_calls import verify as verify_calls
+from bench.postgres import Catalogue, add_arguments, catalogue, config_line, sqlalchemy_url
 from recorderd.config import load_config
 from recorderd.retention import rules as retention_rules
 from recorderd.service import Service
@@ -68,7 +72,7 @@ from storage import ledger, retention_log
 from storage.age import generate_identity
 from storage.db import open_database
 from storage.erase import immediate
-from storage.models import COMPLETED, Call
+from storage.models import COMPLETED, Call, LedgerRow, RetentionEvent
 
 POLICY = """
 [retention]
@@ -185,18 +189,32 @@ def _delays(samples: list[list[int]], start: int, end: int) -> tuple[float, floa
     return (percentile(values, 50), percentile(values, 99), max(values))
 
 
-def run(args: argparse.Namespace, root: Path) -> Outcome:
+def database_mib(url: str) -> float:
+    engine, sessions = open_database(url, migrate=False)
+    try:
+        with sessions() as s:
+            if engine.dialect.name == "postgresql":
+                return (
+                    float(s.execute(text("SELECT pg_database_size(current_database())")).scalar_one()) / 2**20
+                )
+    finally:
+        engine.dispose()
+    return Path(url.removeprefix("sqlite:///")).stat().st_size / 2**20
+
+
+def run(args: argparse.Namespace, root: Path, db: Catalogue) -> Outcome:
     out = Outcome(args.calls, int(args.calls * args.due), args.live)
     identity, recipient = generate_identity()
     data_dir = root / "data"
     data_dir.mkdir()
     config = root / "recorderd.toml"
-    base = CONFIG.format(data_dir=data_dir, recipient=recipient)
+    db_url = db.fresh()
+    base = config_line(db_url) + CONFIG.format(data_dir=data_dir, recipient=recipient)
     config.write_text(base, encoding="utf-8")
     t = time.monotonic()
     seed(config, out.calls, out.due)
     out.seed_s = time.monotonic() - t
-    out.db_mib = (data_dir / "recorderd.db").stat().st_size / 2**20
+    out.db_mib = database_mib(sqlalchemy_url(db_url, data_dir))
     log_path, probes = root / "daemon.log", root / "probes.json"
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
@@ -261,7 +279,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
     for name, (a, b) in windows.items():
         out.delays[name] = {k: _delays(samples[k], a, b) for k in ("arrival", "durable")}
     out.frames = CallsResult(args.live, sum(1 for c in gen.calls if c.sock is not None))
-    verify_calls(data_dir, identity, gen.calls, out.frames)
+    verify_calls(data_dir, identity, gen.calls, out.frames, db_url)
     reader = planner(config, data_dir)
     t = time.monotonic()
     plan = subprocess.run(
@@ -270,7 +288,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
     )  # fmt: skip
     out.plan_s = time.monotonic() - t
     out.plan_lines = len(plan.stdout.splitlines())
-    out.checks = check_catalogue(data_dir, out.due)
+    out.checks = check_catalogue(data_dir, out.due, db_url)
     return out
 
 
@@ -289,21 +307,25 @@ def planner(config: Path, data_dir: Path) -> list[str]:
     return ["--as", "bench", "--password-file", str(file)]
 
 
-def check_catalogue(data_dir: Path, due: int) -> dict[str, int]:
-    """Every due file gone and accounted for: rows, retention log, ledger (verified whole)."""
-    db = data_dir / "recorderd.db"
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        queries = {
-            "rows deleted": "SELECT count(*) FROM calls WHERE audio_deleted_at IS NOT NULL",
-            "log entries": "SELECT count(*) FROM retention_log WHERE action = 'delete'",
-            "ledger entries": "SELECT count(*) FROM ledger WHERE kind = 'deleted'",
-        }
-        checks = {k: int(conn.execute(q).fetchone()[0]) for k, q in queries.items()}
+def check_catalogue(data_dir: Path, due: int, db_url: str = "") -> dict[str, int]:
+    """Every due file gone and accounted for: rows, retention log, ledger (verified whole), in the
+    catalogue at ``db_url`` (empty: the SQLite file in ``data_dir``)."""
+    engine, sessions = open_database(sqlalchemy_url(db_url, data_dir), migrate=False)
+    queries = {
+        "rows deleted": select(func.count()).select_from(Call).where(Call.audio_deleted_at.is_not(None)),
+        "log entries": select(func.count())
+        .select_from(RetentionEvent)
+        .where(RetentionEvent.action == "delete"),
+        "ledger entries": select(func.count()).select_from(LedgerRow).where(LedgerRow.kind == "deleted"),
+    }
+    try:
+        with sessions() as s:
+            checks = {k: int(s.execute(q).scalar_one()) for k, q in queries.items()}
+            report = ledger.verify(s)
+    finally:
+        engine.dispose()
     seeded = {f"{uuid.UUID(int=i + 1)}.age" for i in range(due)}
     checks["due files left"] = sum(1 for p in (data_dir / "recordings").rglob("*.age") if p.name in seeded)
-    _e, sessions = open_database(f"sqlite:///{db}", migrate=False)
-    with sessions() as s:
-        report = ledger.verify(s)
     checks["ledger problems"] = len(report.problems)
     checks["ledger entries checked"] = report.checked
     return checks
@@ -313,7 +335,7 @@ def _fmt(t: tuple[float, float, float]) -> str:
     return " / ".join(f"{v:.1f}" for v in t)
 
 
-def body(r: Outcome, args: argparse.Namespace) -> str:
+def body(r: Outcome, args: argparse.Namespace, backend: str = "") -> str:
     assert r.frames is not None
     rate = f"{r.deleted / r.delete_s:,.0f}" if r.delete_s else "-"
     phases = table(
@@ -335,7 +357,8 @@ def body(r: Outcome, args: argparse.Namespace) -> str:
     delays = table(["window", "arrival ms p50/p99/max", "sent→fsynced ms p50/p99/max", "daemon CPU"], rows)
     checks = ", ".join(f"{k}: {v:,}" for k, v in r.checks.items())
     return (
-        f"Daemon start to READY on this catalogue: {r.ready_s:.1f} s. "
+        (backend + "\n\n" if backend else "")
+        + f"Daemon start to READY on this catalogue: {r.ready_s:.1f} s. "
         f"{r.live} live calls ({r.frames.established} set up), {args.baseline:g} s baseline window; "
         f"daemon RSS {r.rss['baseline']:.0f} MiB before the pass, {r.rss['expiries']:.0f} MiB once the "
         f"expiries are computed, {r.rss['deletions']:.0f} MiB at its end (peak {r.rss['peak']:.0f} MiB).\n\n"
@@ -357,16 +380,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=3600.0, help="for each phase of the pass")
     p.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     p.add_argument("--doc", default=str(DOC), help="where to write the figures ('-': nowhere)")
+    add_arguments(p)
     args = p.parse_args(argv)
     load = loadavg()
     pin({LOADGEN_CORE})
     sys.setswitchinterval(0.0005)  # the media thread must not wait 5 ms for the GIL (as concurrent_calls)
-    with tempfile.TemporaryDirectory(prefix="bench-reaper-", dir=args.dir) as tmp:
-        r = run(args, Path(tmp))
-    text = body(r, args)
+    # After pin(): a PostgreSQL server started here inherits the load generator's core.
+    with tempfile.TemporaryDirectory(prefix="bench-reaper-", dir=args.dir) as tmp, catalogue(args) as db:
+        r = run(args, Path(tmp), db)
+        backend = db.describe(DAEMON_CORE, LOADGEN_CORE)
+        section = "reaper_pass" if db.name == "sqlite" else f"reaper_pass_{db.name}"
+    text = body(r, args, backend)
     print(text)
     if args.doc != "-":
-        write_section(Section("reaper_pass", text, load), Path(args.doc))
+        write_section(Section(section, text, load), Path(args.doc))
     bad = r.lost or r.deleted != r.due or r.checks["due files left"] or r.checks["ledger problems"]
     return 1 if bad else 0
 

@@ -12,6 +12,7 @@ import pytest
 from bench import concurrent_calls, encryption, hot_path, reaper_pass, startup
 from bench.common import Section, percentile, write_section
 from bench.profile_summary import summarise
+from support.postgres import require_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +117,45 @@ def test_console_play_smoke(tmp_path: Path) -> None:
     )
     text = doc.read_text()
     assert "decoded 96,000 of 96,000 samples, integrity matches" in text
+
+
+def test_concurrent_calls_on_postgres_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_postgres()
+    doc = tmp_path / "PERFORMANCE.md"
+    args = ["--calls", "4", "--seconds", "1", "--settle", "1", "--rate", "50", "--doc", str(doc), "--json"]
+    assert concurrent_calls.main([*args, "--postgres"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "PostgreSQL" in out[0] and "N=4 on postgresql: lost 0 of" in "\n".join(out)
+    [r] = json.loads(out[-1])
+    assert r["backend"] == "postgresql"
+    assert r["established"] == r["calls"] == r["completed_rows"] == 4  # sealed rows read from PostgreSQL
+    assert r["stored"] == r["generated"] > 0 and r["lost"] == 0
+    text = doc.read_text()
+    assert "<!-- bench:concurrent_calls_postgresql:start -->" in text and "Catalogue: **PostgreSQL" in text
+    assert "bench:concurrent_calls:start" not in text  # the SQLite figures are not overwritten
+
+
+def test_reaper_pass_on_postgres_smoke(tmp_path: Path) -> None:
+    require_postgres()
+    doc = tmp_path / "PERFORMANCE.md"
+    args = [
+        "--calls",
+        "400",
+        "--due",
+        "0.25",
+        "--live",
+        "3",
+        "--baseline",
+        "1",
+        "--settle",
+        "1",
+        "--postgres",
+    ]
+    assert reaper_pass.main([*args, "--dir", str(tmp_path), "--doc", str(doc)]) == 0  # 1: a check failed
+    text = doc.read_text()
+    assert "<!-- bench:reaper_pass_postgresql:start -->" in text and "Catalogue: **PostgreSQL" in text
+    assert "| 400 | 100 | 100 |" in text and "**0 lost**" in text
+    assert (
+        "rows deleted: 100, log entries: 100, ledger entries: 100, due files left: 0, ledger problems: 0"
+        in text
+    )
