@@ -56,6 +56,25 @@ class DaemonProcess:
                         self.ready = record
                         return record
 
+    async def expect_event(self, name: str, within: float = 30) -> None:
+        """Read the daemon's log until a record of event ``name`` (or find it among those read)."""
+
+        def seen(line: str) -> bool:
+            with contextlib.suppress(ValueError):
+                return bool(json.loads(line).get("event") == name)
+            return False
+
+        if any(seen(line) for line in self.lines):
+            return
+        assert self.proc is not None and self.proc.stdout is not None
+        async with asyncio.timeout(within):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"daemon exited before {name}:\n" + "\n".join(self.lines)
+                self.lines.append(raw.decode())
+                if seen(self.lines[-1]):
+                    return
+
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)

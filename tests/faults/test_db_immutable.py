@@ -85,6 +85,9 @@ async def daemon(tmp_path: Path) -> AsyncIterator[tuple[PbxSimulator, DaemonProc
     try:
         ready = await proc.start()
         sim.set_agi_target("127.0.0.1", int(str(ready["agi_port"])))
+        # A call placed before the AMI login completes cannot be corroborated (its ChanSpyStart goes
+        # unseen) and ends 'unverified': wait for the link, as a PBX's first call would in practice.
+        await proc.expect_event("ami_connected")
         yield sim, proc
     finally:
         with contextlib.suppress(Exception):
