@@ -66,6 +66,11 @@ class PbxSimulator:
         return list(self._ami.actions)
 
     @property
+    def live_results(self) -> list[CallResult]:
+        """What each call in progress has gathered so far (the variables its AGI set, ...)."""
+        return [run.result for run in self._pbx.calls]
+
+    @property
     def speed(self) -> float:
         return self._clock.speed
 
