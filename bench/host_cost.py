@@ -11,7 +11,9 @@ agent leg (a Local channel that answers, plays 2 s and waits), three ways in one
 * **MixMonitor**: the same with ``MixMonitor(<uniqueid>.wav)`` before the Dial (what a PBX
   administrator would compare with: Asterisk writes the WAV itself);
 * **recorderd (mono)**: the project's own ``from-pstn`` snippet (AGI, then ChanSpy + AudioSocket
-  originated by the daemon), on a recorded line without an announcement.
+  originated by the daemon), on a recorded line without an announcement;
+* **recorderd-stereo**: the same on a line with ``channels = "stereo"`` (ChanSpy's ``D`` option: the
+  caller left, the city side right, in one 2-channel recording).
 
 Per mode: Asterisk's CPU and the daemon's (utime + stime from /proc, all threads) from SIPp's start
 to its exit, and every recording checked: sealed, as long as the call to within a second, sound in
@@ -51,14 +53,14 @@ class Run:
 def measure(lane: HostLane, mode: str, n: int) -> Run:
     run = Run(mode, n)
     lane.wait_idle()
-    marks = set(lane.recording_ids()) if mode == "recorderd" else set()
+    marks = set(lane.recording_ids()) if mode.startswith("recorderd") else set()
     a0, d0, t0 = cpu_seconds(lane.asterisk_pid), cpu_seconds(lane.daemon_pid), time.monotonic()
     failed = lane.place_calls(mode, n)
     a1, d1, t1 = cpu_seconds(lane.asterisk_pid), cpu_seconds(lane.daemon_pid), time.monotonic()
     run.asterisk_cpu, run.daemon_cpu, run.wall = a1 - a0, d1 - d0, t1 - t0
     if failed:
         run.problems.append(failed)
-    if mode == "recorderd":
+    if mode.startswith("recorderd"):
         run.complete, problems = lane.check_recorderd(marks, n)
         run.problems += problems
     elif mode == "mixmonitor":
@@ -69,7 +71,7 @@ def measure(lane: HostLane, mode: str, n: int) -> Run:
 
 def report(runs: list[Run], call_s: float) -> str:
     rows = []
-    ratios = []
+    ratios: list[tuple[int, str, float]] = []
     by_repeat: list[dict[str, Run]] = []
     current: dict[str, Run] = {}
     for r in runs:
@@ -92,15 +94,18 @@ def report(runs: list[Run], call_s: float) -> str:
             cpu = f"{row.asterisk_cpu:.2f}", f"{row.daemon_cpu:.2f}"
             rows.append([row.calls, mode, *cpu, f"{row.wall:.0f}", extra, done,
                          "; ".join(row.problems)[:200] or "none"])  # fmt: skip
-        if base is not None and "recorderd" in rep and "mixmonitor" in rep:
-            baseline = base.asterisk_cpu + base.daemon_cpu
-            ours = rep["recorderd"].asterisk_cpu + rep["recorderd"].daemon_cpu - baseline
-            theirs = rep["mixmonitor"].asterisk_cpu + rep["mixmonitor"].daemon_cpu - baseline
-            ratios.append((base.calls, ours / theirs if theirs > 0 else float("nan")))
+        if base is None or "mixmonitor" not in rep:
+            continue
+        baseline = base.asterisk_cpu + base.daemon_cpu
+        theirs = rep["mixmonitor"].asterisk_cpu + rep["mixmonitor"].daemon_cpu - baseline
+        for ours_mode in ("recorderd", "recorderd-stereo"):
+            if (mine := rep.get(ours_mode)) is not None:
+                ours = mine.asterisk_cpu + mine.daemon_cpu - baseline
+                ratios.append((base.calls, ours_mode, ours / theirs if theirs > 0 else float("nan")))
     body = table(["calls", "mode", "Asterisk CPU s", "daemon CPU s", "wall s", "extra host CPU per call",
                   "complete recordings", "problems"], rows)  # fmt: skip
-    lines = [f"- N={n}: recorderd's extra host CPU per recorded call / MixMonitor's = **{x:.2f}**"
-             for n, x in ratios]  # fmt: skip
+    lines = [f"- N={n}: {mode}'s extra host CPU per recorded call / MixMonitor's = **{x:.2f}**"
+             for n, mode, x in ratios]  # fmt: skip
     return (
         f"Each call {call_s:g} s after the answer; the three modes back to back per repeat. "
         "Extra host CPU: the mode's Asterisk + daemon CPU minus the unrecorded run's, per call.\n\n"
@@ -118,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ami-whitelist", action="store_true",
                    help="experiment: AMI passes only the events recorderd reads")  # fmt: skip
     p.add_argument("--note", default="", help="a line to put above the table")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     args = p.parse_args(argv)
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    if unknown := set(args.modes.split(",")) - set(MODES):
+        p.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
     load = loadavg()
     runs: list[Run] = []
     work = Path(tempfile.mkdtemp(prefix="bench-host-"))
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         lane.start()
         for n in (int(x) for x in args.calls.split(",")):
             for _ in range(args.repeat):
-                for mode in MODES:
+                for mode in modes:
                     r = measure(lane, mode, n)
                     runs.append(r)
                     print(f"N={n} {mode}: Asterisk {r.asterisk_cpu:.2f} s, daemon {r.daemon_cpu:.2f} s CPU "

@@ -30,8 +30,9 @@ from storage.vault import decrypt_file
 from tests.support.asterisk import Asterisk, Ports, RunAs, find_prefix, free_udp_port, render_extensions
 from tests.support.sipp import SIPP, Spurt, uac_scenario, write_rtp_pcap
 
-MODES = ("unrecorded", "mixmonitor", "recorderd")
-NUMBERS = {"unrecorded": "0611110001", "mixmonitor": "0611110002", "recorderd": "0611110003"}
+MODES = ("unrecorded", "mixmonitor", "recorderd", "recorderd-stereo")
+NUMBERS = {"unrecorded": "0611110001", "mixmonitor": "0611110002", "recorderd": "0611110003",
+           "recorderd-stereo": "0611110004"}  # fmt: skip
 AGENT_SPEAKS_S = 2.0
 # What recorderd/daemon/amitrack.py and calls.py read (Newchannel: the channel seen before the AGI).
 AMI_WHITELIST = (
@@ -124,6 +125,12 @@ name = "bench"
 direction = "inbound"
 numbers = ["{NUMBERS["recorderd"]}"]
 action = "record"
+[[lines]]
+name = "bench-stereo"
+direction = "inbound"
+numbers = ["{NUMBERS["recorderd-stereo"]}"]
+action = "record"
+channels = "stereo"
 """)
         self._credentials = credentials
         self.daemon: subprocess.Popen[bytes] | None = None
@@ -222,7 +229,9 @@ action = "record"
                 continue
             out = io.BytesIO()
             decrypt_file(self.data_dir / path, [self.identity], out)
-            _rate, _ch, pcm = parse_au(out.getvalue())
+            _rate, channels, pcm = parse_au(out.getvalue())
+            if channels == 2:  # stereo: the caller on the left is what the bench's SIPp sends
+                pcm = np.frombuffer(pcm, dtype="<i2")[0::2].tobytes()
             complete += self._judge(pcm, problems)
         return complete, problems
 
