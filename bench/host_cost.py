@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.asterisk_perf import Profile, hottest
 from bench.common import DOC, Section, cpu_seconds, loadavg, table, write_section
 from bench.host_lane import MODES, HostLane
 
@@ -50,12 +51,16 @@ class Run:
     problems: list[str] = field(default_factory=list)
 
 
-def measure(lane: HostLane, mode: str, n: int) -> Run:
+def measure(lane: HostLane, mode: str, n: int, perf: Path | None = None) -> Run:
     run = Run(mode, n)
     lane.wait_idle()
     marks = set(lane.recording_ids()) if mode.startswith("recorderd") else set()
     a0, d0, t0 = cpu_seconds(lane.asterisk_pid), cpu_seconds(lane.daemon_pid), time.monotonic()
-    failed = lane.place_calls(mode, n)
+    if perf is None:
+        failed = lane.place_calls(mode, n)
+    else:
+        with Profile(lane.asterisk_pid, perf):
+            failed = lane.place_calls(mode, n)
     a1, d1, t1 = cpu_seconds(lane.asterisk_pid), cpu_seconds(lane.daemon_pid), time.monotonic()
     run.asterisk_cpu, run.daemon_cpu, run.wall = a1 - a0, d1 - d0, t1 - t0
     if failed:
@@ -113,6 +118,17 @@ def report(runs: list[Run], call_s: float) -> str:
     )
 
 
+def profile_report(profiles: list[tuple[int, str, list[tuple[float, str, str]]]]) -> str:
+    """The hottest symbols of Asterisk per mode (perf, self time), side by side in one list each."""
+    if not profiles:
+        return ""
+    parts = ["\nAsterisk's hottest symbols (perf, self time, share of the process's samples):\n"]
+    for n, mode, rows in profiles:
+        hot = ", ".join(f"{pct:.1f} % {sym} ({Path(dso).name})" for pct, dso, sym in rows)
+        parts.append(f"- N={n} {mode}: {hot}")
+    return "\n".join(parts) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", default="20,50,100", help="comma-separated N of concurrent calls")
@@ -123,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ami-whitelist", action="store_true",
                    help="experiment: AMI passes only the events recorderd reads")  # fmt: skip
     p.add_argument("--note", default="", help="a line to put above the table")
+    p.add_argument("--perf", help="directory for a perf profile of Asterisk per mode and N (first repeat)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     args = p.parse_args(argv)
     modes = [m for m in MODES if m in args.modes.split(",")]
@@ -130,14 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
     load = loadavg()
     runs: list[Run] = []
+    profiles: list[tuple[int, str, list[tuple[float, str, str]]]] = []
+    if args.perf:
+        Path(args.perf).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-host-"))
     lane = HostLane(work, args.call_seconds, max(int(x) for x in args.calls.split(",")), args.ami_whitelist)
     try:
         lane.start()
         for n in (int(x) for x in args.calls.split(",")):
-            for _ in range(args.repeat):
+            for repeat in range(args.repeat):
                 for mode in modes:
-                    r = measure(lane, mode, n)
+                    data = Path(args.perf) / f"asterisk-{mode}-{n}.data" if args.perf and not repeat else None
+                    r = measure(lane, mode, n, data)
+                    if data is not None:
+                        profiles.append((n, mode, hottest(data)))
                     runs.append(r)
                     print(f"N={n} {mode}: Asterisk {r.asterisk_cpu:.2f} s, daemon {r.daemon_cpu:.2f} s CPU "
                           f"in {r.wall:.0f} s; complete {r.complete}; problems {r.problems or 'none'}",
@@ -145,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lane.close()
         shutil.rmtree(work, ignore_errors=True)
-    text = report(runs, args.call_seconds)
+    text = report(runs, args.call_seconds) + profile_report(profiles)
     print(text)
     if args.doc != "-":
         body = (args.note + "\n\n" if args.note else "") + text
