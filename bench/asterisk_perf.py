@@ -1,5 +1,6 @@
-"""Where Asterisk spends its CPU during a host_cost run: Linux ``perf`` (Debian ``linux-perf``)
-sampling the Asterisk process while SIPp's calls run, reported as the hottest symbols.
+"""Where the host's CPU goes during a host_cost run: Linux ``perf`` (Debian ``linux-perf``) sampling
+the Asterisk process while SIPp's calls run, reported as the hottest symbols; and py-spy (the bench
+extra) sampling the daemon at the same time, summarised by bench/profile_summary.py.
 
 Sampling at 499 Hz costs the profiled process a little CPU of its own, so a run with ``--perf`` is
 for the profile, not for the table's figures.
@@ -10,29 +11,41 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 PERF = shutil.which("perf")
 
 
-class Profile:
-    """``perf record`` of one process for as long as the ``with`` block runs."""
+PY_SPY = Path(sys.executable).with_name("py-spy")
 
-    def __init__(self, pid: int, out: Path) -> None:
+
+class Profile:
+    """``perf record`` of Asterisk, and py-spy of the daemon if given, while the ``with`` block runs."""
+
+    def __init__(self, pid: int, out: Path, daemon: tuple[int, Path] | None = None) -> None:
         if PERF is None:
             raise SystemExit("--perf needs Linux perf (Debian: apt-get install linux-perf)")
-        self.pid, self.out = pid, out
-        self._proc: subprocess.Popen[bytes] | None = None
+        if daemon is not None and not PY_SPY.exists():
+            raise SystemExit("--perf profiles the daemon with py-spy: pip install -e '.[bench]'")
+        self.pid, self.out, self.daemon = pid, out, daemon
+        self._procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Profile:
-        cmd = [PERF or "perf", "record", "-F", "499", "-g", "-p", str(self.pid), "-o", str(self.out)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmds = [[PERF or "perf", "record", "-F", "499", "-g", "-p", str(self.pid), "-o", str(self.out)]]
+        if self.daemon is not None:
+            pid, out = self.daemon
+            cmds.append([str(PY_SPY), "record", "--nonblocking", "--threads", "--rate", "100", "--format",
+                         "raw", "--output", str(out), "--pid", str(pid)])  # fmt: skip
+        for cmd in cmds:
+            self._procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGINT)  # perf writes its file on SIGINT
-        self._proc.wait(timeout=60)
+        for proc in self._procs:
+            proc.send_signal(signal.SIGINT)  # both write their file on SIGINT
+        for proc in self._procs:
+            proc.wait(timeout=120)
 
 
 def hottest(data: Path, limit: int = 12) -> list[tuple[float, str, str]]:

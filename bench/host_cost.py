@@ -59,7 +59,10 @@ def measure(lane: HostLane, mode: str, n: int, perf: Path | None = None) -> Run:
     if perf is None:
         failed = lane.place_calls(mode, n)
     else:
-        with Profile(lane.asterisk_pid, perf):
+        daemon = (
+            (lane.daemon_pid, perf.with_name(f"daemon-{perf.stem}.txt")) if mode != "unrecorded" else None
+        )
+        with Profile(lane.asterisk_pid, perf, daemon):
             failed = lane.place_calls(mode, n)
     a1, d1, t1 = cpu_seconds(lane.asterisk_pid), cpu_seconds(lane.daemon_pid), time.monotonic()
     run.asterisk_cpu, run.daemon_cpu, run.wall = a1 - a0, d1 - d0, t1 - t0
