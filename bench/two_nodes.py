@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import queue
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -511,6 +512,18 @@ def report(runs: list[Run], appends: Appends | None, seconds: float, settle: flo
     return out
 
 
+def _as_json(run: Run) -> dict[str, Any]:
+    nodes = {k: r.__dict__ | {"lost": r.lost, "keeps_up": r.keeps_up} for k, r in run.nodes.items()}
+    fields = ("calls", "never_final", "hangup_rate", "ledger_checked", "ledger_problems", "loadgen_cpu")
+    return {k: getattr(run, k) for k in fields} | {
+        "nodes": nodes,
+        "lost": run.lost,
+        "keeps_up": run.keeps_up,
+        "lag_ms": run.lag_ms,
+        "lag_seen": len(run.lag),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", default="200,500,1000", help="comma-separated total N (N/2 on each node)")
@@ -525,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                    choices=["asyncio", "uvloop"], help="the daemons' event loop")  # fmt: skip
     p.add_argument("--doc", default=str(DOC), help="where to write the figures ('-': nowhere)")
     p.add_argument("--section", default="two_nodes", help="the block of the doc to (re)write")
+    p.add_argument("--json", action="store_true", help="also print the results as JSON")
     add_arguments(p)
     p.add_argument("--note", default="", help="a line to put above the table (e.g. which tree ran)")
     args = p.parse_args(argv)
@@ -561,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"entries for {appends.appended} appends, verified {appends.ok}",
                 flush=True,
             )
+    if args.json:
+        print(json.dumps({"runs": [_as_json(run) for run in runs], "appends": appends and asdict(appends)}))
     if args.doc != "-":
         text = (args.note + "\n\n" if args.note else "") + report(
             runs, appends, args.seconds, args.settle, where
