@@ -220,6 +220,37 @@ def _interleave(a: list[Call], b: list[Call]) -> list[Call]:
     return out
 
 
+def _window(
+    run: Run,
+    procs: dict[str, subprocess.Popen[bytes]],
+    gens: dict[str, LoadGenerator],
+    streamer: Streamer,
+    seconds: float,
+) -> tuple[int, int]:
+    """The steady-state window: each daemon's CPU, the offered rate per node, the cores; (t0, t1) ns."""
+    pids = {name: p.pid for name, p in procs.items()}
+    cpu0 = {k: (cpu_seconds(p), main_thread_cpu_seconds(p)) for k, p in pids.items()}
+    frames0 = {k: sum(c.generated for c in g.calls) for k, g in gens.items()}
+    own0, t0, c0 = self_cpu_seconds(), time.monotonic_ns(), core_times()
+    streamer.record_lag = True
+    time.sleep(seconds)
+    streamer.record_lag = False
+    own1, t1, c1 = self_cpu_seconds(), time.monotonic_ns(), core_times()
+    cpu1 = {k: (cpu_seconds(p), main_thread_cpu_seconds(p)) for k, p in pids.items()}
+    frames1 = {k: sum(c.generated for c in g.calls) for k, g in gens.items()}
+    wall = (t1 - t0) / 1e9
+    run.cores = core_busy(c0, c1)
+    run.loadgen_cpu = 100 * (own1 - own0) / wall
+    lags = streamer.lags
+    for name, r in run.nodes.items():
+        r.daemon_cpu = 100 * (cpu1[name][0] - cpu0[name][0]) / wall
+        r.loop_cpu = 100 * (cpu1[name][1] - cpu0[name][1]) / wall
+        r.loadgen_cpu = run.loadgen_cpu
+        r.offered = (frames1[name] - frames0[name]) / wall / max(1, r.established)
+        r.lag = (percentile(lags, 99) * 1e3, max(lags, default=0.0) * 1e3)
+    return t0, t1
+
+
 def run_one(
     n: int,
     seconds: float,
@@ -237,6 +268,8 @@ def run_one(
     dirs: dict[str, Path] = {}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     run = Run(n, {}, shared_core=cores[0] == cores[1])
+    streamer: Streamer | None = None
+    watch: LagWatch | None = None
     try:
         ready: dict[str, dict[str, Any]] = {}
         for name, core in zip(NODES, cores[:2], strict=True):  # a first: it creates the catalogue
@@ -264,26 +297,7 @@ def run_one(
         for name, gen in gens.items():
             run.nodes[name].established = sum(1 for c in gen.calls if c.sock is not None)
         time.sleep(settle)
-        pids = {name: p.pid for name, p in procs.items()}
-        cpu0 = {k: (cpu_seconds(p), main_thread_cpu_seconds(p)) for k, p in pids.items()}
-        frames0 = {k: sum(c.generated for c in g.calls) for k, g in gens.items()}
-        own0, t0, c0 = self_cpu_seconds(), time.monotonic_ns(), core_times()
-        streamer.record_lag = True
-        time.sleep(seconds)
-        streamer.record_lag = False
-        own1, t1, c1 = self_cpu_seconds(), time.monotonic_ns(), core_times()
-        cpu1 = {k: (cpu_seconds(p), main_thread_cpu_seconds(p)) for k, p in pids.items()}
-        frames1 = {k: sum(c.generated for c in g.calls) for k, g in gens.items()}
-        wall = (t1 - t0) / 1e9
-        run.cores = core_busy(c0, c1)
-        run.loadgen_cpu = 100 * (own1 - own0) / wall
-        lags = streamer.lags
-        for name, r in run.nodes.items():
-            r.daemon_cpu = 100 * (cpu1[name][0] - cpu0[name][0]) / wall
-            r.loop_cpu = 100 * (cpu1[name][1] - cpu0[name][1]) / wall
-            r.loadgen_cpu = run.loadgen_cpu
-            r.offered = (frames1[name] - frames0[name]) / wall / max(1, r.established)
-            r.lag = (percentile(lags, 99) * 1e3, max(lags, default=0.0) * 1e3)
+        t0, t1 = _window(run, procs, gens, streamer, seconds)
         everyone = _interleave(gens["a"].calls, gens["b"].calls)
         watch = LagWatch(url, everyone)
         watch.start()
@@ -303,6 +317,10 @@ def run_one(
         for name in NODES:
             _wait_sealed(dirs[name], run.nodes[name].established, timeout=120)
     finally:
+        if streamer is not None:
+            streamer.running = False
+        if watch is not None:
+            watch.deadline = 0.0  # a failed run leaves no poll behind
         for proc in procs.values():
             proc.terminate()  # both at once; stop_daemon waits for each (and kills a stuck one)
         for name, proc in procs.items():
