@@ -49,6 +49,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -151,6 +152,7 @@ class Call:
     pending: bytearray = field(default_factory=bytearray)
     stop: bool = False
     error: str | None = None
+    hung_up: float | None = None  # time.monotonic() of the hang-up (FIN on the AudioSocket)
 
 
 class Streamer(threading.Thread):
@@ -311,6 +313,7 @@ class LoadGenerator:
             await asyncio.sleep(0.02)
         for call in self.calls:
             if call.sock is not None:
+                call.hung_up = time.monotonic()
                 call.sock.close()
 
 
@@ -453,17 +456,8 @@ def run_one(
     text = config_line(db_url) + CONFIG.format(data_dir=data_dir, recipient=recipient)
     config.write_text(text, encoding="utf-8")
     probes = run_dir / "probes.json"
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, RECORDERD_EVENT_LOOP=loop_name, PYTHONPATH=path)
-    cmd = [sys.executable, "-m", "bench.daemon_proc", str(config), "--log", str(config.with_suffix(".log")),
-           "--probes", str(probes)]  # fmt: skip
-    stuck = False
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, env=env, cwd=REPO, preexec_fn=lambda: pin({DAEMON_CORE}) and None
-    )
+    proc, ready = spawn_daemon(config, probes, loop_name, {DAEMON_CORE})
     try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
         result = Result(n, 0, loop=ready.get("loop", "?"), backend=db.name if db else "sqlite")
         time.sleep(0.5)
         result.rss_idle = rss_mib(proc.pid)[0]
@@ -501,15 +495,51 @@ def run_one(
         gen.streamer.running = False
         _wait_sealed(data_dir, result.established, timeout=120)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # reported below; never leave it running
-            proc.kill()
-            proc.wait()
-            stuck = True
-    if stuck:
-        raise RuntimeError(f"N={n}: the daemon did not exit within 60 s of SIGTERM (killed)")
+        stop_daemon(proc, f"N={n}")
+    read_probes(probes, result, t0, t1)
+    result.failures = dict(gen.failures)
+    verify(data_dir, identity, gen.calls, result, db_url)
+    return result
+
+
+def spawn_daemon(
+    config: Path, probes: Path, loop_name: str, cores: set[int]
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """``bench.daemon_proc`` on ``config``, pinned to ``cores``; returns once it says READY."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, RECORDERD_EVENT_LOOP=loop_name, PYTHONPATH=path)
+    cmd = [sys.executable, "-m", "bench.daemon_proc", str(config), "--log", str(config.with_suffix(".log")),
+           "--probes", str(probes)]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, env=env, cwd=REPO, preexec_fn=lambda: pin(cores) and None
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                f"the daemon on {config} exited before READY (see {config.with_suffix('.log')})"
+            )
+        ready: dict[str, Any] = json.loads(line)
+    except BaseException:
+        stop_daemon(proc, str(config))
+        raise
+    return proc, ready
+
+
+def stop_daemon(proc: subprocess.Popen[bytes], what: str) -> None:
+    """SIGTERM as systemd sends it; a daemon still there after 60 s is killed and reported."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # never leave it running
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{what}: the daemon did not exit within 60 s of SIGTERM (killed)") from None
+
+
+def read_probes(probes: Path, result: Result, t0: int, t1: int) -> None:
+    """The daemon's timing probes (written when it stopped), within the window [t0, t1] (ns)."""
     samples: dict[str, list[list[int]]] = json.loads(probes.read_text())
     result.arrival, result.samples = _stats(samples["arrival"], t0, t1)
     result.handoff, _ = _stats(samples["handoff"], t0, t1)
@@ -520,9 +550,6 @@ def run_one(
     forced = samples.get("forced_gc", [])
     if forced:
         result.forced_gc = (forced[-1][1] / 1e6, forced[-1][2])
-    result.failures = dict(gen.failures)
-    verify(data_dir, identity, gen.calls, result, db_url)
-    return result
 
 
 def _start_profiler(out_dir: Path, n: int, pid: int, seconds: float) -> subprocess.Popen[bytes]:

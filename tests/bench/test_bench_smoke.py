@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import concurrent_calls, encryption, hot_path, reaper_pass, startup
+from bench import concurrent_calls, encryption, hot_path, reaper_pass, startup, two_nodes
 from bench.common import Section, percentile, write_section
 from bench.profile_summary import summarise
 from support.postgres import require_postgres
@@ -133,6 +133,33 @@ def test_concurrent_calls_on_postgres_smoke(tmp_path: Path, capsys: pytest.Captu
     text = doc.read_text()
     assert "<!-- bench:concurrent_calls_postgresql:start -->" in text and "Catalogue: **PostgreSQL" in text
     assert "bench:concurrent_calls:start" not in text  # the SQLite figures are not overwritten
+
+
+def test_two_nodes_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_postgres()
+    doc = tmp_path / "PERFORMANCE.md"
+    args = ["--calls", "4", "--seconds", "1", "--settle", "1", "--rate", "50", "--ledger-seconds", "0.5"]
+    assert two_nodes.main([*args, "--doc", str(doc), "--json"]) == 0  # 1: a ledger check failed
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    [run] = result["runs"]
+    assert set(run["nodes"]) == {"a", "b"}
+    for r in run["nodes"].values():  # each node's recordings decrypted and counted, its rows sealed
+        assert r["established"] == r["calls"] == r["completed_rows"] == 2
+        assert r["stored"] == r["generated"] > 50 * 2 and r["lost"] == 0
+        assert r["misordered_files"] == r["unreadable_files"] == 0
+    # every row seen final in the shared catalogue, after its hang-up
+    assert run["lag_seen"] == 4 and run["never_final"] == 0
+    p50, p99, most = run["lag_ms"]
+    assert 0 < p50 <= p99 <= most < 60_000
+    # the shared chain holds both daemons' entries (created + finalised per call, config_loaded) and verifies
+    assert run["ledger_problems"] == [] and run["ledger_checked"] >= 2 * 4
+    appends = result["appends"]
+    assert appends["alone"] > 0 and len(appends["together"]) == 2 and all(appends["together"].values())
+    assert appends["problems"] == [] and appends["checked"] == appends["appended"] > 2
+    text = doc.read_text()
+    assert "<!-- bench:two_nodes:start -->" in text and "Largest total N at zero loss on both nodes" in text
+    assert "metadata lag ms p50/p99/max" in text and "verified: one total order" in text
 
 
 def test_reaper_pass_on_postgres_smoke(tmp_path: Path) -> None:
