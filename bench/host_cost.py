@@ -59,9 +59,8 @@ def measure(lane: HostLane, mode: str, n: int, perf: Path | None = None) -> Run:
     if perf is None:
         failed = lane.place_calls(mode, n)
     else:
-        daemon = (
-            (lane.daemon_pid, perf.with_name(f"daemon-{perf.stem}.txt")) if mode != "unrecorded" else None
-        )
+        spy = perf.with_name(perf.stem.replace("asterisk-", "daemon-") + ".txt")
+        daemon = (lane.daemon_pid, spy) if mode != "unrecorded" else None
         with Profile(lane.asterisk_pid, perf, daemon):
             failed = lane.place_calls(mode, n)
     a1, d1, t1 = cpu_seconds(lane.asterisk_pid), cpu_seconds(lane.daemon_pid), time.monotonic()
