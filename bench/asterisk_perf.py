@@ -59,5 +59,21 @@ def hottest(data: Path, limit: int = 12) -> list[tuple[float, str, str]]:
     for line in out.splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[0].endswith("%") and parts[2].startswith("["):
-            rows.append((float(parts[0][:-1]), parts[1], " ".join(parts[3:])))
+            symbol = " ".join(parts[3:]).removesuffix(" - -").strip()  # perf's empty srcline columns
+            rows.append((float(parts[0][:-1]), parts[1], symbol))
     return sorted(rows, reverse=True)[:limit]
+
+
+def by_object(data: Path) -> dict[str, int]:
+    """Samples per shared object (the kernel, asterisk, libc, modules): where the process's time went."""
+    out = subprocess.run(
+        [PERF or "perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
+         "--sort", "dso", "-n"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].endswith("%") and parts[1].isdigit():
+            counts[parts[2]] = int(parts[1])
+    return counts

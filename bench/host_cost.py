@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.asterisk_perf import Profile, hottest
+from bench.asterisk_perf import Profile, by_object, hottest
 from bench.common import DOC, Section, cpu_seconds, loadavg, table, write_section
 from bench.host_lane import MODES, HostLane
 
@@ -120,14 +120,18 @@ def report(runs: list[Run], call_s: float) -> str:
     )
 
 
-def profile_report(profiles: list[tuple[int, str, list[tuple[float, str, str]]]]) -> str:
-    """The hottest symbols of Asterisk per mode (perf, self time), side by side in one list each."""
+Profiled = tuple[int, str, dict[str, int], list[tuple[float, str, str]]]
+
+
+def profile_report(profiles: list[Profiled]) -> str:
+    """Asterisk's samples per shared object and its hottest symbols per mode (perf, self time)."""
     if not profiles:
         return ""
-    parts = ["\nAsterisk's hottest symbols (perf, self time, share of the process's samples):\n"]
-    for n, mode, rows in profiles:
+    parts = ["\nAsterisk under perf (499 Hz; samples per shared object, then the hottest symbols):\n"]
+    for n, mode, objects, rows in profiles:
+        split = ", ".join(f"{Path(o).name} {c}" for o, c in sorted(objects.items(), key=lambda x: -x[1])[:4])
         hot = ", ".join(f"{pct:.1f} % {sym} ({Path(dso).name})" for pct, dso, sym in rows)
-        parts.append(f"- N={n} {mode}: {hot}")
+        parts.append(f"- N={n} {mode}: {sum(objects.values())} samples ({split}); {hot}")
     return "\n".join(parts) + "\n"
 
 
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
     load = loadavg()
     runs: list[Run] = []
-    profiles: list[tuple[int, str, list[tuple[float, str, str]]]] = []
+    profiles: list[Profiled] = []
     if args.perf:
         Path(args.perf).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-host-"))
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     data = Path(args.perf) / f"asterisk-{mode}-{n}.data" if args.perf and not repeat else None
                     r = measure(lane, mode, n, data)
                     if data is not None:
-                        profiles.append((n, mode, hottest(data)))
+                        profiles.append((n, mode, by_object(data), hottest(data)))
                     runs.append(r)
                     print(f"N={n} {mode}: Asterisk {r.asterisk_cpu:.2f} s, daemon {r.daemon_cpu:.2f} s CPU "
                           f"in {r.wall:.0f} s; complete {r.complete}; problems {r.problems or 'none'}",
