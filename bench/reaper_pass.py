@@ -380,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=3600.0, help="for each phase of the pass")
     p.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     p.add_argument("--doc", default=str(DOC), help="where to write the figures ('-': nowhere)")
+    p.add_argument("--section", help="the block of the doc to (re)write (default: reaper_pass[_postgresql])")
     add_arguments(p)
     args = p.parse_args(argv)
     load = loadavg()
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-reaper-", dir=args.dir) as tmp, catalogue(args) as db:
         r = run(args, Path(tmp), db)
         backend = db.describe(DAEMON_CORE, LOADGEN_CORE)
-        section = "reaper_pass" if db.name == "sqlite" else f"reaper_pass_{db.name}"
+        section = args.section or ("reaper_pass" if db.name == "sqlite" else f"reaper_pass_{db.name}")
     text = body(r, args, backend)
     print(text)
     if args.doc != "-":
