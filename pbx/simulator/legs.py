@@ -5,6 +5,10 @@
   dialplan and the AGI; ``;1`` is the caller side and owns the Linkedid.
 * Bridged (``ami/sip-bridged-call.txt``): after the AGI, ``Dial(Local/s@agent-sim/n,30)`` adds an
   agent pair and a basic bridge.
+* Bridged outbound (the real lane's outbound call, tests/real_pbx/test_fidelity.py): the AGI runs
+  while the caller's channel rings, then ``Dial(Local/<number>@trunk-sim/n,120)`` reaches the far
+  end the same way as the agent inbound; app_dial answers the caller's channel when the far end
+  answers (Newstate Up after DialEnd, before the bridge).
 
 Sequences the captures do not show (a caller hang-up on a Local or bridged call, shutdown of a
 bridged call) follow the same building blocks in a plausible order.
@@ -20,7 +24,6 @@ from pbx.simulator.model import SimCall
 
 __all__ = ["Legs", "build_legs"]
 
-_AGENT_DIAL = "Local/s@agent-sim/n,30"
 # app_dial clears these on the caller before dialling (sip-bridged-call.txt).
 _DIAL_VARS = (
     "DIALSTATUS",
@@ -56,6 +59,11 @@ class Legs:
     @property
     def inbound(self) -> bool:
         return self.call.direction == "inbound"
+
+    @property
+    def far_end(self) -> str:
+        """What Dial() reaches after the AGI: the agent (inbound) or the far end on the trunk."""
+        return "s@agent-sim" if self.inbound else f"{self.call.dialled}@trunk-sim"
 
     def channels(self) -> list[Channel]:
         extra = [self.one] if self.one else []
@@ -108,51 +116,57 @@ class Legs:
     def after_agi(self, agi_status: str) -> None:
         """Dialplan steps from AGI() to the start of the conversation."""
         ev, main = self.events, self.main
-        if not self.inbound:
+        if self.make_agent is not None:
+            self._dial_agent(self.make_agent())
+        elif not self.inbound:
             ev.newexten(main, 2, "Playback", "custom/agent-speech")
             self.answer()  # Playback answers the ringing channel
-        elif self.make_agent is None:
+        else:
             status = main.variables.get("RECORDER_STATUS", "")
             ev.newexten(main, 4, "NoOp", f"AGISTATUS={agi_status} RECORDER_STATUS={status}")
             ev.newexten(main, 5, "Playback", "custom/agent-speech")
-        else:
-            self._dial_agent(self.make_agent())
 
     def _dial_agent(self, agent: tuple[Channel, Channel]) -> None:
-        """``Dial(Local/s@agent-sim/n,30)`` up to the agent's Playback, as sip-bridged-call.txt."""
+        """``Dial(Local/s@agent-sim/n,30)`` up to the agent's Playback, as sip-bridged-call.txt;
+        outbound ``Dial(Local/<number>@trunk-sim/n,120)`` from priority 2 of to-pstn, as the lane."""
         ev, main = self.events, self.main
         self.agent = a1, a2 = agent
-        ev.newexten(main, 4, "Dial", _AGENT_DIAL)
+        peer, device = f"{self.far_end}/n", f"Local/{self.far_end}"
+        if self.inbound:
+            ev.newexten(main, 4, "Dial", f"Local/{peer},30")
+        else:
+            ev.newexten(main, 2, "Dial", f"Local/{peer},120")
         for name in _DIAL_VARS:
             ev.varset(main, name, "")
         ev.newchannel(a1)
         ev.newchannel(a2)
-        ev.varset(a1, "DIALEDPEERNUMBER", "s@agent-sim/n")
+        ev.varset(a1, "DIALEDPEERNUMBER", peer)
         a1.exten, a1.cid_num, a1.conn_num, a1.conn_name = main.exten, main.exten, main.cid_num, main.cid_name
         ev.newexten(a1, 1, "AppDial", "(Outgoing Line)")
         ev.new_callerid(a1)
         ev.new_connected_line(a1)
-        ev.varset(a2, "DIALEDPEERNUMBER", "s@agent-sim/n")
+        ev.varset(a2, "DIALEDPEERNUMBER", peer)
         a2.cid_num, a2.cid_name, a2.conn_num = main.cid_num, main.cid_name, main.exten
         ev.new_callerid(a2)
         ev.new_connected_line(a2)
         ev.local_bridge(a1, a2, "No")
-        ev.dial_begin(main, a1, "s@agent-sim/n")
+        ev.dial_begin(main, a1, peer)
         ev.newexten(a2, 1, "Answer")
         ev.newstate(a2, UP)
-        ev.device_state("Local/s@agent-sim", "INUSE")
+        ev.device_state(device, "INUSE")
         ev.newstate(a1, UP)
         ev.varset(main, "DIALSTATUS", "ANSWER")
         ev.varset(main, "DIALEDPEERNAME", a1.name)
-        ev.varset(main, "DIALEDPEERNUMBER", "s@agent-sim/n")
+        ev.varset(main, "DIALEDPEERNUMBER", peer)
         a1.exten = ""
         ev.dial_end(main, a1)
+        self.answer()  # a ringing caller (outbound): app_dial answers it before the bridge (the lane)
         self.bridge_id = Events.new_bridge_id()
         self.bridged_at_ms = self.call_ms()
         ev.bridge("BridgeCreate", self.bridge_id, 0)
         ev.newexten(a1, 1, "AppDial", "(Outgoing Line)")
         ev.bridge("BridgeEnter", self.bridge_id, 1, a1)
-        ev.device_state("Local/s@agent-sim", "INUSE")
+        ev.device_state(device, "INUSE")
         ev.bridge("BridgeEnter", self.bridge_id, 2, main)
         self._bridge_peers(a1.name)
         ev.newexten(a2, 2, "Playback", "custom/agent-speech")
@@ -235,8 +249,8 @@ class Legs:
             ev.hangup(a1, 16)
             ev.soft_hangup_request(a2, 16)
             ev.hangup(a2, 16)
-        ev.device_state("Local/s@agent-sim", "NOT_INUSE")
-        ev.device_state("Local/s@agent-sim", "NOT_INUSE")
+        ev.device_state(f"Local/{self.far_end}", "NOT_INUSE")
+        ev.device_state(f"Local/{self.far_end}", "NOT_INUSE")
         ev.bridge("BridgeDestroy", self.bridge_id, 0)
         talk_ms = self.call_ms() - self.bridged_at_ms
         for name in ("ANSWEREDTIME", "DIALEDTIME"):
@@ -272,13 +286,14 @@ def build_legs(
         one = Channel(f"{base};1", uid1, uid1, context, call.dialled)
         main = Channel(f"{base};2", uniqueid(), uid1, context, call.dialled, state=RING)
         legs = Legs(events, call, main, one, agi_url)
-    if call.bridged and call.direction == "inbound":
+    if call.bridged:
         linked = main.linkedid
+        exten, _, far_context = legs.far_end.partition("@")
 
         def make_agent() -> tuple[Channel, Channel]:
-            base = f"Local/s@agent-sim-{local_index():08x}"
-            a1 = Channel(f"{base};1", uniqueid(), linked, "agent-sim", "s")
-            return a1, Channel(f"{base};2", uniqueid(), linked, "agent-sim", "s", state=RING)
+            base = f"Local/{legs.far_end}-{local_index():08x}"
+            a1 = Channel(f"{base};1", uniqueid(), linked, far_context, exten)
+            return a1, Channel(f"{base};2", uniqueid(), linked, far_context, exten, state=RING)
 
         legs.make_agent = make_agent
     return legs

@@ -26,7 +26,9 @@ class SimCall:
     caller_name: str = "SIPp Caller"
     caller_audio: bytes = b""  # what the caller says, after the AGI returns
     agent_audio: bytes = b""  # what the agent / PBX plays to the caller, after the caller's speech
-    bridged: bool = False  # Dial() an agent channel like ami/sip-bridged-call.txt
+    # Dial() after the AGI and bridge: an agent channel like ami/sip-bridged-call.txt (inbound), the
+    # far end through Local/<dialled>@trunk-sim like the real lane's outbound call (outbound)
+    bridged: bool = False
     # The caller hangs up this many seconds of call time after the AGI connection opened.
     hangup_after_agi_s: float | None = None
     # ChanSpy attaches this long after the AudioSocket UUID; audio before that is lost.
