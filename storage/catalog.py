@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import Call
@@ -94,27 +94,24 @@ class AudioRow(NamedTuple):
 
 
 def with_audio(session: Session, *, node: str | None = None, batch: int = 2000) -> Iterator[AudioRow]:
-    """Calls whose audio is kept (``node``: only those that recorder holds), oldest first.
+    """Calls whose audio is kept (``node``: only those that recorder holds), in id order.
 
-    Four columns, in pages of ``batch`` rows, each page one short query (keyset: after the last
-    row's start time and id). The daemon's scheduled check walks a catalogue of millions with this
-    while it re-hashes every file. It used to load every call as an ORM object at once: with
-    1,000,000 calls the daemon grew to 3.8 GB while it ran, and the event loop paused for up to 4 s
-    (garbage collection over those objects). One long streaming query instead would hold SQLite's
-    read lock, which blocks the metadata writer's commits, for as long as the hashing takes."""
-    cols = select(Call.id, Call.audio_path, Call.status, Call.audio_sha256, Call.started_at)
-    q = cols.where(Call.audio_path.is_not(None))
+    Four columns, in pages of ``batch`` rows, each page one short query that walks the primary key
+    on from the last id seen (keyset), so the whole walk reads the table once. The daemon's scheduled
+    check walks a catalogue of millions with this while it re-hashes every file. It used to load
+    every call as an ORM object at once: with 1,000,000 calls the daemon grew to 3.8 GB while it ran,
+    and the event loop paused for up to 4 s (garbage collection over those objects). One long
+    streaming query instead would hold SQLite's read lock, which blocks the metadata writer's
+    commits, for as long as the hashing takes; and pages by start time with an OR for ties made
+    SQLite scan the table again for every page."""
+    q = select(Call.id, Call.audio_path, Call.status, Call.audio_sha256).where(Call.audio_path.is_not(None))
     if node is not None:
         q = q.where(Call.node == node)
-    q = q.order_by(Call.started_at, Call.id).limit(batch)
+    q = q.order_by(Call.id).limit(batch)
     page = q
     while rows := session.execute(page).all():
         for row in rows:
             yield AudioRow(row.id, row.audio_path, row.status, row.audio_sha256)
         if len(rows) < batch:
             return
-        last = rows[-1]
-        after = or_(
-            Call.started_at > last.started_at, and_(Call.started_at == last.started_at, Call.id > last.id)
-        )
-        page = q.where(after)
+        page = q.where(Call.id > rows[-1].id)
