@@ -6,6 +6,7 @@ file is missing or changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +27,17 @@ class VerifyProblem:
 
 
 def verify_catalogue(
-    session: Session, data_dir: Path, *, node: str | None = None
+    session: Session, data_dir: Path, *, node: str | None = None, stop: Callable[[], bool] = lambda: False
 ) -> tuple[int, list[VerifyProblem]]:
     """Re-hash every recording file against the catalogue. Returns (files checked, problems).
 
-    ``node``: only the files that recorder holds, under ``data_dir`` (its data directory as seen here)."""
+    ``node``: only the files that recorder holds, under ``data_dir`` (its data directory as seen here).
+    ``stop``: asked before each file; true ends the walk there (a daemon stopping mid-check: the
+    thread doing it cannot be cancelled, and on a large catalogue the walk takes hours)."""
     checked, problems = 0, []
     for row in with_audio(session, node=node):
-        assert row.audio_path is not None
+        if stop():
+            break
         path = data_dir / row.audio_path
         if row.status == "recording":
             continue  # still being written

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -46,6 +47,7 @@ class IncidentWatch:
         self.config, self.sessions, self.events, self.clock = config, sessions, events, clock
         self.leads = leads
         self.published: set[str] = set()
+        self.stopping = threading.Event()  # set when the watch is cancelled: a file check in progress ends
         self.last_seq: int | None = None  # the ledger row read up to; None: not yet started
 
     def publish_new(self) -> list[str]:
@@ -90,9 +92,10 @@ class IncidentWatch:
             )
 
     def verify(self) -> list[str]:
-        failed = run_checks(
-            self.sessions, self.config.data_dir, at=self.clock(), node=self.config.node, chain=self.leads()
-        )
+        failed = run_checks(self.sessions, self.config.data_dir, at=self.clock(), node=self.config.node,
+                            chain=self.leads(), stop=self.stopping.is_set)  # fmt: skip
+        if self.stopping.is_set():
+            return []  # cut short: what was found says nothing about the files not reached
         if failed:
             log.warning("scheduled_verify_failed", failed=failed)
         return failed
@@ -106,7 +109,11 @@ class IncidentWatch:
             try:
                 if loop.time() >= next_verify:
                     next_verify = loop.time() + interval
-                    await asyncio.to_thread(self.verify)
+                    try:
+                        await asyncio.to_thread(self.verify)
+                    except asyncio.CancelledError:  # the thread goes on: tell it to stop at the next file
+                        self.stopping.set()
+                        raise
                 await asyncio.to_thread(self.check_clock)
                 if self.leads():
                     await asyncio.to_thread(self.publish_new)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,15 +49,16 @@ def run_checks(
     at: dt.datetime | None = None,
     node: str | None = None,
     chain: bool = True,
+    stop: Callable[[], bool] = lambda: False,
 ) -> list[str]:
     """The daemon's scheduled check: verify the ledger and the files; returns what failed.
 
     ``node``: only that recorder's files (the others are on their own disks); ``chain``: the ledger
-    too (one recorder of those sharing the catalogue checks it)."""
+    too (one recorder of those sharing the catalogue checks it); ``stop``: see verify_catalogue."""
     failed = []
     with sessions() as s:
         report = ledger.verify(s) if chain else None
-        _checked, problems = verify_catalogue(s, data_dir, node=node)
+        _checked, problems = verify_catalogue(s, data_dir, node=node, stop=stop)
     if report is not None and not report.ok:
         ledger_incident(sessions, report, at=at)
         failed.append("ledger")

@@ -226,3 +226,54 @@ def test_a_clock_jump_that_stops_the_reaper_is_an_incident(tmp_path: Path) -> No
     [found] = service.incidents(svc.sessions, open_only=True)
     assert found.kind == "clock_jump" and found.raised.detail["automatic"]
     assert found.raised.actor == "recorderd"
+
+
+async def test_a_stopping_daemon_ends_the_file_check_at_the_next_file(tmp_path: Path) -> None:
+    """The check runs in a worker thread, which cancellation cannot stop: on a catalogue of millions
+    it would hold the daemon's exit for hours. Cancelling the watch asks the walk to end at the next
+    file, and a walk cut short raises nothing (the files not reached are not missing)."""
+    svc, site, _cfg = kawasaki(tmp_path)
+    for hour in range(4):
+        seed_call(site, started=dt.datetime(2026, 11, 22, hour, 0, tzinfo=dt.UTC))
+    from storage.integrity import verify_catalogue
+
+    asked: list[int] = []
+
+    def stop_after_two() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with svc.sessions() as s:
+        checked, problems = verify_catalogue(s, svc.config.data_dir, stop=stop_after_two)
+        assert verify_catalogue(s, svc.config.data_dir)[0] == 4  # the whole walk, for comparison
+    assert (checked, problems) == (2, [])
+
+    import threading
+
+    config = svc.config.model_copy(update={"monitoring": svc.config.monitoring.model_copy(
+        update={"verify_interval_s": 0.001})})  # fmt: skip
+    watch = IncidentWatch(config, svc.sessions, Events(None))
+    inside, seen_stop = threading.Event(), threading.Event()
+
+    def slow_verify() -> list[str]:  # stands for a walk over millions: it runs until told to stop
+        inside.set()
+        if watch.stopping.wait(timeout=30):
+            seen_stop.set()
+        return []
+
+    watch.verify = slow_verify  # type: ignore[method-assign]
+    task = asyncio.create_task(watch.run())
+    assert await asyncio.to_thread(inside.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(seen_stop.wait, 30)
+
+    del watch.verify  # the real check again
+    watch.stopping.clear()
+    next((svc.config.data_dir / "recordings").rglob("*.age")).unlink()
+    watch.stopping.set()
+    assert watch.verify() == []  # stopped: the missing file was not reached, and nothing is raised
+    assert service.incidents(svc.sessions, open_only=True) == []
+    watch.stopping.clear()
+    assert watch.verify() == ["files"]  # a full check finds it
