@@ -247,6 +247,11 @@ def append_committed(sessions: sessionmaker[Session], kind: str, actor: str, **k
     for _ in range(_ATTEMPTS):
         try:
             with sessions.begin() as session:
+                if session.get_bind().dialect.name == "sqlite":
+                    # Take the write lock before reading the tail: pysqlite begins a transaction only
+                    # at the INSERT, so another process could append between our read and our write,
+                    # and two busy writers could lose that race every attempt (seen in CI).
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 return append(session, kind, actor, **kw)
         except LedgerConflict as exc:
             error = str(exc)  # another process won the race: read the new tail and try again
