@@ -70,8 +70,7 @@ from recorderd.service import Service
 from recorderd.service.people import FreshKey, add_first_person, add_person, change_password
 from storage import ledger, retention_log
 from storage.age import generate_identity
-from storage.db import open_database
-from storage.erase import immediate
+from storage.db import immediate, open_database
 from storage.models import COMPLETED, Call, LedgerRow, RetentionEvent
 
 POLICY = """

@@ -12,8 +12,10 @@ PostgreSQL works by URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,16 @@ def readonly_sessions(url: str) -> sessionmaker[Session] | None:
         creator=lambda: sqlite3.connect(f"file:{path}?{flags}", uri=True, check_same_thread=False),
     )
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def immediate(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction that holds SQLite's write lock from its first read.
+
+    pysqlite only begins a transaction at the first write, so "check for a hold, then write the
+    intent" would otherwise race with another process placing a hold in between.
+    """
+    with sessions.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session

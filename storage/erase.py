@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import holds, retention_log
+from storage.db import immediate
 from storage.files import fsync_dir
 from storage.models import RECORDING, Call, Preservation, RetentionIntent
 from storage.nodes import default_node
@@ -60,19 +61,6 @@ class Outcome:
     job: Job
     done: bool
     note: str | None = None  # why not done, or what was odd ("file was already missing")
-
-
-@contextlib.contextmanager
-def immediate(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A write transaction that holds SQLite's write lock from its first read.
-
-    pysqlite only begins a transaction at the first write, so "check for a hold, then write the
-    intent" would otherwise race with another process placing a hold in between.
-    """
-    with sessions.begin() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        yield session
 
 
 def makedirs_durable(directory: Path) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import signing
+from storage.db import immediate
 from storage.models import LedgerRow
 
 __all__ = [
@@ -246,12 +247,9 @@ def append_committed(sessions: sessionmaker[Session], kind: str, actor: str, **k
     error = "unknown"
     for _ in range(_ATTEMPTS):
         try:
-            with sessions.begin() as session:
-                if session.get_bind().dialect.name == "sqlite":
-                    # Take the write lock before reading the tail: pysqlite begins a transaction only
-                    # at the INSERT, so another process could append between our read and our write,
-                    # and two busy writers could lose that race every attempt (seen in CI).
-                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            # SQLite's write lock from the tail's read on: another process cannot append between
+            # our read and our write, where two busy writers could lose every attempt (seen in CI).
+            with immediate(sessions) as session:
                 return append(session, kind, actor, **kw)
         except LedgerConflict as exc:
             error = str(exc)  # another process won the race: read the new tail and try again

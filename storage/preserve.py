@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import retention_log
-from storage.erase import copy_durably, immediate, unlink_if_present
+from storage.db import immediate
+from storage.erase import copy_durably, unlink_if_present
 from storage.files import fsync_dir
 from storage.models import RECORDING, Call, Preservation
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recorderd.config import Config
 from recorderd.retention.rules import fingerprint, line_policies
 from storage import erase, retention_log
+from storage.db import immediate
 from storage.holds import is_held
 from storage.models import RECORDING, Base, Call, Hold, Preservation
 from storage.retention import PRIMARY, Policy, Schedule, describe_period, describe_policy, schedule
@@ -186,7 +187,7 @@ class Retention:
     # -- policy changes and expiries -------------------------------------------------------------
     def begin_change(self, now: dt.datetime) -> PolicyChange | None:
         fp, doc = fingerprint(self.config)
-        with erase.immediate(self.sessions) as s:
+        with immediate(self.sessions) as s:
             if retention_log.get_state(s, "policy_fingerprint") == fp:
                 return None
             if retention_log.get_state(s, "policy_pending") != fp:  # else: resume an interrupted one
@@ -213,7 +214,7 @@ class Retention:
         floor, grace = None, self.config.retention.policy_change_grace_h
         if change is not None and grace > 0:
             floor = change.changed_at + dt.timedelta(hours=grace)
-        with erase.immediate(self.sessions) as s:
+        with immediate(self.sessions) as s:
             rows = s.execute(q).all()
             updates = []
             for r in rows:
@@ -244,7 +245,7 @@ class Retention:
                 change.later += new > old
 
     def end_change(self, now: dt.datetime, change: PolicyChange) -> dict[str, Any]:
-        with erase.immediate(self.sessions) as s:
+        with immediate(self.sessions) as s:
             after = self._counts(s, now)
             detail = {
                 "fingerprint": change.fingerprint,
@@ -393,7 +394,7 @@ class Retention:
             return s.scalar(q) or 0
 
     def finish_pass(self, now: dt.datetime) -> None:
-        with erase.immediate(self.sessions) as s:
+        with immediate(self.sessions) as s:
             retention_log.set_time(s, "last_pass_at", now)
 
 

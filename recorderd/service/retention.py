@@ -26,6 +26,7 @@ from recorderd.retention.requester import RELATIONS, Requester
 from recorderd.service.door import Service
 from storage import erase, holds, retention_log
 from storage.catalog import get_call, list_calls
+from storage.db import immediate
 from storage.models import Call, Hold, Preservation
 from storage.preserve import Request, live_copies, preserve
 
@@ -69,7 +70,7 @@ def add_holds(
     """Hold the calls named, or every call with ``number`` between two local dates."""
     with svc.door(who, "holds.add"):
         now = svc.clock()
-        with erase.immediate(svc.sessions) as s:
+        with immediate(svc.sessions) as s:
             if number:
                 wanted = normalise(number)
                 if wanted is None or first is None or last is None or calls:
@@ -91,7 +92,7 @@ def release_holds(
 ) -> list[Hold]:
     with svc.door(who, "holds.release"):
         now = svc.clock()
-        with erase.immediate(svc.sessions) as s:
+        with immediate(svc.sessions) as s:
             if reference:
                 ids = [h.id for h in holds.listing(s, reference=reference)]
                 if not ids:
@@ -180,7 +181,7 @@ def delete(
             if outcome.done:
                 return Deletion(row.id, True, outcome.note or "")
             blocker = outcome.note or "not deleted"
-        with erase.immediate(svc.sessions) as s:
+        with immediate(svc.sessions) as s:
             retention_log.append(
                 s,
                 at=now,
@@ -278,7 +279,7 @@ def confirm_clock(svc: Service, who: Actor) -> dt.datetime:
     """After a clock-jump alert, once a person has checked the clock: the reaper deletes again."""
     with svc.door(who, "retention.confirm_clock"):
         now = svc.clock()
-        with erase.immediate(svc.sessions) as s:
+        with immediate(svc.sessions) as s:
             retention_log.set_time(s, "clock_confirmed_at", now)
             retention_log.append(
                 s,

@@ -40,7 +40,7 @@ from recorderd.service import (
 )
 from storage import holds, ledger
 from storage.age import AgeDecryptError, generate_identity
-from storage.db import open_database
+from storage.db import immediate, open_database
 from storage.models import Call
 from support import backend
 from support.pdf import pdf_text
@@ -524,7 +524,7 @@ def test_matsumoto_record_book_lists_a_routine_disposal(tmp_path: Path) -> None:
     import asyncio
 
     from recorderd.retention.reaper import Reaper
-    from storage import erase, retention_log
+    from storage import retention_log
 
     inst = install("matsumoto", tmp_path)
     svc = inst.svc
@@ -537,7 +537,7 @@ def test_matsumoto_record_book_lists_a_routine_disposal(tmp_path: Path) -> None:
     reaper = Reaper(svc.config, svc.sessions, clock=lambda: clock[0])
     assert asyncio.run(reaper.run_pass()).deleted == 0
     clock[0] = now
-    with erase.immediate(svc.sessions) as s:
+    with immediate(svc.sessions) as s:
         retention_log.set_time(s, "clock_confirmed_at", now)  # 3 months later: a person checked the clock
     assert asyncio.run(reaper.run_pass()).deleted >= 1
     with svc.sessions() as s:
@@ -623,7 +623,7 @@ def test_osaka_preserved_call_leaves_the_device_at_12_months_and_its_copy_at_5_y
     import asyncio
 
     from recorderd.retention.reaper import Reaper
-    from storage import erase, retention_log
+    from storage import retention_log
     from storage.models import Preservation
 
     inst = install("osaka-water", tmp_path)
@@ -646,7 +646,7 @@ def test_osaka_preserved_call_leaves_the_device_at_12_months_and_its_copy_at_5_y
 
     def run_at(now: dt.datetime) -> None:
         clock[0] = now
-        with erase.immediate(svc.sessions) as s:
+        with immediate(svc.sessions) as s:
             retention_log.set_time(s, "clock_confirmed_at", now)  # a person checked the jumped clock
         asyncio.run(reaper.run_pass())
 

@@ -15,7 +15,7 @@ from recorderd.retention.engine import Retention, due_query
 from recorderd.retention.reaper import Reaper
 from recorderd.retention.report import plan
 from storage import erase, holds, ledger, retention_log
-from storage.erase import immediate
+from storage.db import immediate
 from storage.models import EXCLUDED, Call, RetentionEvent, RetentionIntent
 from support.retention_seed import Clock, jst, make_config, row, seed, sessions_for
 
