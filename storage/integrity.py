@@ -33,7 +33,8 @@ def verify_catalogue(
 
     ``node``: only the files that recorder holds, under ``data_dir`` (its data directory as seen here).
     ``stop``: asked before each file; true ends the walk there (a daemon stopping mid-check: the
-    thread doing it cannot be cancelled, and on a large catalogue the walk takes hours)."""
+    thread doing it cannot be cancelled, and on a large catalogue the walk takes hours). The problems
+    found up to then are returned; the files not reached are neither checked nor counted."""
     checked, problems = 0, []
     for row in with_audio(session, node=node):
         if stop():

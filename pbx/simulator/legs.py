@@ -65,6 +65,11 @@ class Legs:
         """What Dial() reaches after the AGI: the agent (inbound) or the far end on the trunk."""
         return "s@agent-sim" if self.inbound else f"{self.call.dialled}@trunk-sim"
 
+    @property
+    def far_device(self) -> str:
+        """The Local device Dial() reaches, as DeviceStateChange names it."""
+        return f"Local/{self.far_end}"
+
     def channels(self) -> list[Channel]:
         extra = [self.one] if self.one else []
         return [self.main, *extra, *(self.agent or ())]
@@ -131,7 +136,7 @@ class Legs:
         outbound ``Dial(Local/<number>@trunk-sim/n,120)`` from priority 2 of to-pstn, as the lane."""
         ev, main = self.events, self.main
         self.agent = a1, a2 = agent
-        peer, device = f"{self.far_end}/n", f"Local/{self.far_end}"
+        peer, device = f"{self.far_end}/n", self.far_device
         if self.inbound:
             ev.newexten(main, 4, "Dial", f"Local/{peer},30")
         else:
@@ -249,8 +254,8 @@ class Legs:
             ev.hangup(a1, 16)
             ev.soft_hangup_request(a2, 16)
             ev.hangup(a2, 16)
-        ev.device_state(f"Local/{self.far_end}", "NOT_INUSE")
-        ev.device_state(f"Local/{self.far_end}", "NOT_INUSE")
+        ev.device_state(self.far_device, "NOT_INUSE")
+        ev.device_state(self.far_device, "NOT_INUSE")
         ev.bridge("BridgeDestroy", self.bridge_id, 0)
         talk_ms = self.call_ms() - self.bridged_at_ms
         for name in ("ANSWEREDTIME", "DIALEDTIME"):
@@ -291,7 +296,7 @@ def build_legs(
         exten, _, far_context = legs.far_end.partition("@")
 
         def make_agent() -> tuple[Channel, Channel]:
-            base = f"Local/{legs.far_end}-{local_index():08x}"
+            base = f"{legs.far_device}-{local_index():08x}"
             a1 = Channel(f"{base};1", uniqueid(), linked, far_context, exten)
             return a1, Channel(f"{base};2", uniqueid(), linked, far_context, exten, state=RING)
 

@@ -231,7 +231,7 @@ def test_a_clock_jump_that_stops_the_reaper_is_an_incident(tmp_path: Path) -> No
 async def test_a_stopping_daemon_ends_the_file_check_at_the_next_file(tmp_path: Path) -> None:
     """The check runs in a worker thread, which cancellation cannot stop: on a catalogue of millions
     it would hold the daemon's exit for hours. Cancelling the watch asks the walk to end at the next
-    file, and a walk cut short raises nothing (the files not reached are not missing)."""
+    file, and the files it did not reach are not reported missing."""
     svc, site, _cfg = kawasaki(tmp_path)
     for hour in range(4):
         seed_call(site, started=dt.datetime(2026, 11, 22, hour, 0, tzinfo=dt.UTC))
